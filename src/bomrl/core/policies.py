@@ -1,0 +1,125 @@
+"""Policies as pure functions over parameter pytrees.
+
+A `Policy` bundles pure functions; parameters are plain pytrees (dicts of arrays), so they can be
+vmapped over tasks (leading axis = task) and differentiated.
+
+    params = policy.init(key)
+    dist = policy.apply(params, obs)          # distribution parameters, batched like obs[..., :]
+    logp = policy.log_prob(dist, act)         # shape obs.shape[:-1]
+    act  = policy.sample(dist, key)
+    kl   = policy.kl(dist_p, dist_q)          # KL(p || q), per state
+
+Gaussian: dist = (mean [..., A], log_std [..., A]).  Categorical: dist = logits [..., A].
+The tabular softmax is the categorical policy with f_θ(s, a) = θ[s, a] on one-hot states.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Params = Any
+
+
+class Policy(NamedTuple):
+    init: Callable[[jax.Array], Params]
+    apply: Callable[[Params, jax.Array], Any]
+    log_prob: Callable[[Any, jax.Array], jax.Array]
+    sample: Callable[[Any, jax.Array], jax.Array]
+    kl: Callable[[Any, Any], jax.Array]
+    entropy: Callable[[Any], jax.Array]
+    obs_dim: int
+    act_dim: int
+    discrete: bool
+
+
+def _mlp_init(key, sizes, dtype):
+    params = []
+    keys = jax.random.split(key, len(sizes) - 1)
+    for k, (n_in, n_out) in zip(keys, zip(sizes[:-1], sizes[1:])):
+        # Glorot-uniform weights, zero biases (the MAML-family reference initialisation).
+        lim = math.sqrt(6.0 / (n_in + n_out))
+        w = jax.random.uniform(k, (n_in, n_out), dtype, -lim, lim)
+        params.append({"w": w, "b": jnp.zeros((n_out,), dtype)})
+    return params
+
+
+def _mlp_apply(layers, x):
+    for layer in layers[:-1]:
+        x = jnp.tanh(x @ layer["w"] + layer["b"])
+    return x @ layers[-1]["w"] + layers[-1]["b"]
+
+
+def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 1.0,
+                 dtype=jnp.float32) -> Policy:
+    """Diagonal Gaussian policy: mean from a tanh MLP, state-independent learned log-std."""
+
+    def init(key):
+        return {"mlp": _mlp_init(key, (obs_dim, *hidden, act_dim), dtype),
+                "log_std": jnp.full((act_dim,), math.log(init_std), dtype)}
+
+    def apply(params, obs):
+        mean = _mlp_apply(params["mlp"], obs)
+        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
+
+    def log_prob(dist, act):
+        mean, log_std = dist
+        z = (act - mean) * jnp.exp(-log_std)
+        return jnp.sum(-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi), axis=-1)
+
+    def sample(dist, key):
+        mean, log_std = dist
+        return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+
+    def kl(p, q):
+        (mp, lp), (mq, lq) = p, q
+        vp, vq = jnp.exp(2 * lp), jnp.exp(2 * lq)
+        return jnp.sum(lq - lp + (vp + (mp - mq) ** 2) / (2 * vq) - 0.5, axis=-1)
+
+    def entropy(dist):
+        _, log_std = dist
+        return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
+
+    return Policy(init, apply, log_prob, sample, kl, entropy, obs_dim, act_dim, False)
+
+
+def _categorical(init, logits_fn, obs_dim, act_dim) -> Policy:
+    def log_prob(logits, act):
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        return jnp.take_along_axis(logp, act[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+    def sample(logits, key):
+        return jax.random.categorical(key, logits, axis=-1)
+
+    def kl(p, q):
+        lp, lq = jax.nn.log_softmax(p, -1), jax.nn.log_softmax(q, -1)
+        return jnp.sum(jnp.exp(lp) * (lp - lq), axis=-1)
+
+    def entropy(logits):
+        lp = jax.nn.log_softmax(logits, -1)
+        return -jnp.sum(jnp.exp(lp) * lp, axis=-1)
+
+    return Policy(init, logits_fn, log_prob, sample, kl, entropy, obs_dim, act_dim, True)
+
+
+def categorical_mlp(obs_dim: int, n_actions: int, hidden=(64, 64), dtype=jnp.float32) -> Policy:
+    """Softmax policy π(a|s) ∝ exp(f_θ(s, a)) with f a tanh MLP."""
+    return _categorical(lambda key: {"mlp": _mlp_init(key, (obs_dim, *hidden, n_actions), dtype)},
+                        lambda params, obs: _mlp_apply(params["mlp"], obs), obs_dim, n_actions)
+
+
+def tabular_softmax(n_states: int, n_actions: int, dtype=jnp.float64) -> Policy:
+    """f_θ(s, a) = θ[s, a]; observations are one-hot state vectors [..., S] (or integer states)."""
+
+    def init(key):
+        return {"theta": jnp.zeros((n_states, n_actions), dtype)}
+
+    def apply(params, obs):
+        if jnp.issubdtype(obs.dtype, jnp.integer):
+            return params["theta"][obs]
+        return obs @ params["theta"]
+
+    return _categorical(init, apply, n_states, n_actions)
