@@ -17,6 +17,9 @@ import sys
 # command name -> (module, config class). The module defines `run(config)`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "frozenlake": ("bomrl.experiments.frozenlake", "FrozenLakeConfig"),
+    "bench sampler": ("bomrl.bench_sampler", "BenchSamplerConfig"),
+    "bench iteration": ("bomrl.bench_iteration", "BenchIterationConfig"),
+    "bench update": ("bomrl.bench_update", "BenchUpdateConfig"),
 }
 
 
@@ -42,6 +45,9 @@ def parse(argv: list[str]):
     """Parse argv into (run function, config). Exits 2 with a one-line message on bad syntax."""
     import tyro
 
+    # multi-word command names ("bench sampler") arrive as two argv words
+    if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
+        argv = [f"{argv[0]} {argv[1]}", *argv[2:]]
     configs = {}
     modules = {}
     for name in COMMANDS:

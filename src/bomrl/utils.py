@@ -4,25 +4,63 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 from bomrl.errors import ConfigError
 
 
+def mujoco_log_path() -> Path:
+    """Where MuJoCo's log file goes: $BOMRL_MUJOCO_LOG_DIR or <tmp>/bomrl-mujoco-logs, never the cwd."""
+    log_dir = Path(os.environ.get("BOMRL_MUJOCO_LOG_DIR") or Path(tempfile.gettempdir()) / "bomrl-mujoco-logs")
+    return log_dir / "MUJOCO_LOG.TXT"
+
+
+def configure_mujoco_log() -> None:
+    """Point MuJoCo's log file away from the working directory (once per process).
+
+    MuJoCo (4.x) writes warnings and errors to the file named by its log configuration,
+    mjLogConfig.logfile, which defaults to the relative path "MUJOCO_LOG.TXT", i.e. the current
+    directory; no environment variable changes that. We set it through mujoco.MjLogConfig. Console
+    messages stay on (they are rare and real); the deprecation warning gymnasium's
+    half_cheetah.xml triggers is avoided at its source in bomrl.envs.locomotion.load_model.
+    """
+    global _MUJOCO_LOG_SET
+    if _MUJOCO_LOG_SET:
+        return
+    import mujoco
+
+    path = mujoco_log_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(mujoco, "MjLogConfig"):
+        cfg = mujoco.MjLogConfig.get()
+        cfg.logfile = str(path)
+        cfg.set()
+    else:  # older MuJoCo: route warnings ourselves (console + our log file)
+        def _warn(msg: str) -> None:
+            print(f"MuJoCo WARNING: {msg}", file=sys.stderr)
+            with open(path, "a") as f:
+                f.write(f"WARNING: {msg}\n")
+
+        mujoco.set_mju_user_warning(_warn)
+    _MUJOCO_LOG_SET = True
+
+
+_MUJOCO_LOG_SET = False
+
+
 def quiet_runtime() -> None:
     """Keep the working directory clean and the console quiet.
 
-    MuJoCo writes MUJOCO_LOG.TXT into the current directory on errors; we point it to a temp dir.
-    JAX's "no GPU/TPU found" notice and known harmless warnings are silenced.
+    MuJoCo's MUJOCO_LOG.TXT is redirected to a temp dir (configure_mujoco_log; done here if MuJoCo
+    is already imported, and by bomrl.envs before it compiles any model, so that importing bomrl
+    stays fast). JAX's "no GPU/TPU found" notice and known harmless warnings are silenced.
     """
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    log_dir = Path(tempfile.gettempdir()) / "bomrl-mujoco-logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("MUJOCO_LOG_DIR", str(log_dir))
-    warnings.filterwarnings("ignore", message=".*settotalmass.*")
+    if "mujoco" in sys.modules:
+        configure_mujoco_log()
 
 
 def ensure_out_dir(path: str | os.PathLike, name: str = "--out") -> Path:

@@ -1,0 +1,191 @@
+"""The interface every meta-RL algorithm implements, and the one meta-iteration loop they share.
+
+    algo = get_algorithm("maml-trpo")(config, policy)
+    state = algo.init(key)                                     # plain pytree (checkpointable)
+    state, metrics = algo.step(state, sampler, tasks, key)     # one meta-iteration
+    returns = algo.adapt(state, sampler, tasks, key, steps=3)  # meta-test: [steps + 1] mean returns
+
+One meta-iteration = pre-update sampling with φ (plus k-1 more adaptation rounds, each on FRESH
+data sampled with the current adapted policies), adaptation, post-update sampling with the adapted
+policies, meta-update. Every algorithm draws exactly the same environment steps per iteration for
+the same (tasks, episodes, horizon, inner steps), so comparisons use the same data budget.
+
+Env stepping lives in the sampler; everything else is pure jitted JAX over the task axis.
+Metrics are a flat dict of floats with namespaced keys (`charts/`, `losses/`, `inner/`, `trpo/`,
+`cg/`, `time/`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bomrl.algos.data import Data, process_batch
+from bomrl.core.policies import Policy
+
+
+class AlgoState(NamedTuple):
+    """Everything an algorithm carries between meta-iterations (a plain pytree of arrays).
+
+    params:    meta-parameters φ (the policy pytree)
+    opt_state: outer optimizer state (optax state for ProMP; () for TRPO-based methods)
+    iteration: number of completed meta-iterations (int32 scalar)
+    extra:     algorithm-specific scalars, e.g. ProMP's inner-KL coefficient (dict of arrays)
+    """
+
+    params: Any
+    opt_state: Any
+    iteration: jax.Array
+    extra: dict
+
+
+def broadcast_tasks(params, num_tasks: int):
+    """Copy a parameter pytree along a new leading task axis: leaves [...] -> [T, ...]."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), params)
+
+
+def _block(tree):
+    return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
+
+
+class _Timer:
+    """Accumulates wall time per named phase (sampling vs everything else)."""
+
+    def __init__(self):
+        self.totals: dict[str, float] = {}
+
+    def add(self, name: str, seconds: float):
+        self.totals[name] = self.totals.get(name, 0.0) + seconds
+
+
+class MetaAlgorithm:
+    """Base class: the shared meta-iteration loop. Subclasses implement the pure math:
+
+    - `_adapt_batched(params_T, data) -> params_T`   one adaptation on data sampled with params_T
+    - `_meta_update(state, inner_datas, post, adapted_t, rng) -> (state, metrics)`
+
+    and may override `_adapt_with_metrics(params_t, data) -> (params_T, metrics)` to report
+    diagnostics of the adaptation (averaged over tasks in the iteration's metrics).
+
+    `inner_datas` is a tuple of k `Data` (one per adaptation round, each sampled with the policy
+    of that round), `post` the `Data` sampled with the final adapted policies `adapted_t` [T, ...].
+    """
+
+    name = "base"
+
+    def __init__(self, config, policy: Policy):
+        self.config = config
+        self.policy = policy
+        self._jit_process = jax.jit(self._process)
+
+    # ---- interface ---------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> AlgoState:
+        params = self.policy.init(key)
+        return AlgoState(params, self._init_opt_state(params), jnp.zeros((), jnp.int32),
+                         self._init_extra())
+
+    def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
+        """One meta-iteration. Returns (new_state, metrics)."""
+        timer = _Timer()
+        num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
+        keys = jax.random.split(key, self.inner_steps + 2)
+        params_t = broadcast_tasks(state.params, num_tasks)
+        inner_datas, returns, env_steps, inner_metrics = [], [], 0, {}
+        for j in range(self.inner_steps):
+            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer)
+            inner_datas.append(data)
+            returns.append(ret)
+            env_steps += n
+            t0 = time.perf_counter()
+            params_t, inner_metrics = _block(self._adapt_with_metrics(params_t, data))
+            timer.add("adapt", time.perf_counter() - t0)
+        post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer)
+        env_steps += n
+        t0 = time.perf_counter()
+        state, metrics = self._meta_update(state, tuple(inner_datas), post, params_t, keys[-1])
+        metrics = {k: float(jnp.mean(v)) for k, v in {**inner_metrics, **metrics}.items()}
+        timer.add("update", time.perf_counter() - t0)
+        metrics.update({
+            "charts/pre_return": returns[0],
+            "charts/post_return": post_ret,
+            "charts/env_steps": float(env_steps),
+            "time/sampling_s": timer.totals.get("sampling", 0.0),
+            "time/process_s": timer.totals.get("process", 0.0),
+            "time/adapt_s": timer.totals.get("adapt", 0.0),
+            "time/update_s": timer.totals.get("update", 0.0),
+        })
+        for j, r in enumerate(returns[1:], start=1):
+            metrics[f"charts/return_step{j}"] = r
+        return state, metrics
+
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
+        """Meta-test: `steps` successive adaptations, each on FRESH data sampled with the current
+        (adapted) policies; nothing is re-used across steps.
+
+        Returns a dict: `returns` [steps + 1] mean episode return after 0..steps adaptations,
+        `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn.
+        """
+        from bomrl.errors import check
+
+        check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
+        timer = _Timer()
+        num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
+        params_t = broadcast_tasks(state.params, num_tasks)
+        keys = jax.random.split(key, steps + 1)
+        means, per_task, env_steps = [], [], 0
+        for j in range(steps + 1):
+            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer, per_task=True)
+            means.append(float(np.mean(ret)))
+            per_task.append(ret)
+            env_steps += n
+            if j < steps:
+                params_t = self._adapt_batched(params_t, data)
+        return {"returns": np.asarray(means), "task_returns": np.stack(per_task),
+                "env_steps": env_steps}
+
+    # ---- hooks ------------------------------------------------------------------------------
+    @property
+    def inner_steps(self) -> int:
+        return getattr(self.config, "inner_steps", 1)
+
+    def _init_opt_state(self, params):
+        return ()
+
+    def _init_extra(self) -> dict:
+        return {}
+
+    def _adapt_batched(self, params_t, data: Data):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _adapt_with_metrics(self, params_t, data: Data):
+        return self._adapt_batched(params_t, data), {}
+
+    def _meta_update(self, state, inner_datas, post, adapted_t, rng):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ---- shared helpers --------------------------------------------------------------------
+    def _process(self, batch_arrays) -> Data:
+        c = self.config
+        return process_batch(batch_arrays, discount=c.discount, gae_lambda=c.gae_lambda,
+                             normalize=c.normalize_advantages)
+
+    def _sample(self, sampler, params_t, tasks, key, timer: _Timer, per_task: bool = False):
+        """Sample with per-task params, turn the batch into `Data` (jax arrays + advantages)."""
+        t0 = time.perf_counter()
+        out = sampler.sample(self.policy, params_t, tasks, key)
+        batch = out[0] if isinstance(out, tuple) else out
+        timer.add("sampling", time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        dtype = jax.tree.leaves(params_t)[0].dtype
+        act = jnp.asarray(batch.act, jnp.int32 if self.policy.discrete else dtype)
+        arrays = (jnp.asarray(batch.obs, dtype), act,
+                  jnp.asarray(batch.rew, dtype), jnp.asarray(batch.mask, dtype))
+        data = _block(self._jit_process(arrays))
+        timer.add("process", time.perf_counter() - t0)
+        task_ret = np.asarray(batch.returns, np.float64).mean(axis=1)   # [T]
+        ret = task_ret if per_task else float(task_ret.mean())
+        return data, ret, int(np.asarray(batch.lengths).sum())

@@ -1,0 +1,178 @@
+"""BO-MRL for locomotion: the paper's practical Algorithm 2 (Appendix D) on the shared sampler.
+
+Per meta-iteration, for a batch of N tasks:
+  1. sample B_τ with the meta-policy π_φ (one batch per task), estimate Q by the advantage pipeline;
+  2. one-time adaptation: θ'_τ = argmin_θ −Ê_{B_τ}[h(π_θ/π_φ) Q] + λ D²_τ(π_φ, π_θ)   (eq. 7),
+     solved with Adam from θ = φ, no new data (`bomrl.core.inner_solver`);
+  3. sample fresh data with every π_θ'_τ and take the policy gradient g_τ = ∇_θ J_τ(π_θ)|θ';
+  4. hypergradient ∇_φ J_τ = −∇²_φθ L · v with (∇²_θθ L + damping) v = g_τ by CG (eq. 8,
+     "practical"; or "score": Prop. 2 with the Appendix C estimate of ∇_φ Q from B_τ);
+  5. TRPO meta-step along the task mean of the hypergradients, with the KL of the meta-policy
+     measured on the pre-update states B_τ and max KL δ (Algorithm 2, line 7).
+
+The meta-objective depends on φ only through new data, so TRPO's line search uses the linear model
+gᵀΔ (an explicit surrogate does not exist); only the KL constraint can reject a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from bomrl.algos.base import AlgoState, MetaAlgorithm
+from bomrl.algos.data import Data, masked_mean
+from bomrl.errors import check
+
+
+@dataclass(frozen=True)
+class BoMrlConfig:
+    """BO-MRL (Algorithm 2) hyper-parameters; sources in docs/BASELINES.md."""
+
+    lam: float = 0.5
+    """regularisation weight λ of eq. (7) (paper App. B: 0.5; 0.4 for Alg(2) on HalfCheetah velocity)"""
+    distance: Literal["kl", "rkl", "euclid", "d1", "d2", "d3"] = "kl"
+    """policy distance: kl = d1 = KL(π_φ‖π_θ), rkl = d2 = KL(π_θ‖π_φ), euclid = d3 = ‖θ−φ‖²"""
+    surrogate: Literal["h", "ratio", "linear"] = "h"
+    """inner surrogate: h = eq. (7) (paper's locomotion choice), ratio = eq. (2), linear = eq. (9)"""
+    inner_steps_adam: int = 50
+    """Adam steps of the within-task solve (paper App. B: 50)"""
+    inner_lr: float = 0.01
+    """Adam step size of the within-task solve (not stated in the paper; our choice)"""
+    hypergradient: Literal["practical", "score"] = "practical"
+    """eq. (8) without ∇_φQ ("practical") or Prop. 2 with the Appendix C ∇_φQ estimate ("score")"""
+    hyper_cg_iters: int = 10
+    """CG iterations for (∇²_θθ L + damping) v = g (our choice, as TRPO's 10)"""
+    hyper_damping: float = 1e-2
+    """damping added to ∇²_θθ L in the hypergradient solve (our choice; keeps CG well posed)"""
+    max_kl: float = 1e-3
+    """TRPO meta-step KL radius δ (paper App. B: 1e-3)"""
+    cg_iters: int = 10
+    """CG iterations of the TRPO natural-gradient direction"""
+    cg_damping: float = 1e-5
+    """damping of the TRPO Fisher-vector product"""
+    ls_steps: int = 15
+    """maximum TRPO backtracking steps"""
+    ls_ratio: float = 0.8
+    """TRPO backtracking shrink factor"""
+    discount: float = 0.99
+    """discount γ"""
+    gae_lambda: float = 1.0
+    """GAE λ (1.0: Monte-Carlo Q minus the linear baseline, as the paper's Monte-Carlo Q)"""
+    normalize_advantages: bool = True
+    """standardise advantages per task (used as Q in eq. 7 and in the outer policy gradient)"""
+
+    def __post_init__(self):
+        check(self.lam > 0, "lam", self.lam, "> 0")
+        check(self.distance in ("kl", "rkl", "euclid", "d1", "d2", "d3"), "distance", self.distance,
+              "one of kl, rkl, euclid (or d1, d2, d3)")
+        check(self.surrogate in ("h", "ratio", "linear"), "surrogate", self.surrogate, "one of h, ratio, linear")
+        check(isinstance(self.inner_steps_adam, int) and self.inner_steps_adam >= 1, "inner_steps_adam",
+              self.inner_steps_adam, "an integer >= 1")
+        check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
+        check(self.hypergradient in ("practical", "score"), "hypergradient", self.hypergradient,
+              "'practical' or 'score'")
+        check(self.hyper_cg_iters >= 1, "hyper_cg_iters", self.hyper_cg_iters, ">= 1")
+        check(self.hyper_damping >= 0, "hyper_damping", self.hyper_damping, ">= 0")
+        check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
+        check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
+        check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
+        check(self.ls_steps >= 1, "ls_steps", self.ls_steps, ">= 1")
+        check(0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio, "in (0, 1)")
+        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+
+
+def inner_data(data: Data):
+    """The meta-policy's batch as `InnerData` (Q := the advantage estimate, weights = mask)."""
+    from bomrl.core.losses import InnerData
+
+    return InnerData(data.obs, data.act, data.mask, data.adv, data.adv)
+
+
+def _tree_mean0(tree):
+    return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
+
+
+class BoMrl(MetaAlgorithm):
+    """BO-MRL Algorithm 2; see the module docstring."""
+
+    name = "bomrl"
+
+    def __init__(self, config: BoMrlConfig, policy):
+        from bomrl.core.losses import make_inner_loss
+
+        super().__init__(config, policy)
+        c = config
+        self.inner_loss = make_inner_loss(policy, c.distance, c.lam, c.surrogate)
+        self._adapt_jit = jax.jit(self._adapt)
+        self._update_jit = jax.jit(self._update)
+
+    @property
+    def inner_steps(self) -> int:
+        return 1   # one-time adaptation: one batch, solved to optimality
+
+    # ---- step 2: within-task solve (vmapped over tasks; φ may differ per task at meta-test) ------
+    def _adapt(self, params_t, data: Data):
+        from bomrl.core.inner_solver import solve_inner
+
+        c = self.config
+        return jax.vmap(lambda p, d: solve_inner(self.inner_loss, p, d, steps=c.inner_steps_adam,
+                                                 solver="adam", learning_rate=c.inner_lr))(
+            params_t, inner_data(data))
+
+    def _adapt_batched(self, params_t, data):
+        return self._adapt_jit(params_t, data)[0]
+
+    def _adapt_with_metrics(self, params_t, data):
+        theta, diag = self._adapt_jit(params_t, data)
+        keep = ("inner/loss", "inner/loss_initial", "inner/grad_norm", "inner/kl", "inner/distance",
+                "inner/surrogate")
+        return theta, {k: v for k, v in diag.items() if k in keep}
+
+    # ---- steps 3-5 ------------------------------------------------------------------------------
+    def meta_gradient(self, phi, pre: Data, post: Data, thetas):
+        """Task mean of the hypergradients ∇_φ J_τ(π_θ'_τ) (pytree like φ) and metrics.
+
+        pre / post: [T, ...] batches of π_φ and of the adapted π_θ'_τ; thetas: θ'_τ [T, ...].
+        """
+        from bomrl.core.hypergradient import bomrl_hypergradient
+        from bomrl.core.losses import policy_gradient
+
+        c, policy = self.config, self.policy
+        g = jax.vmap(lambda th, d: policy_gradient(policy, th, d.obs, d.act, d.adv, d.mask))(thetas, post)
+
+        def one(th, d, gg):
+            return bomrl_hypergradient(self.inner_loss, th, phi, d, gg, mode=c.hypergradient, policy=policy,
+                                       gamma=c.discount, damping=c.hyper_damping, cg_iters=c.hyper_cg_iters)
+
+        hg, m = jax.vmap(one)(thetas, inner_data(pre), g)
+        metrics = {("hyper/" + k[3:] if k.startswith("cg/") else k): jnp.mean(v) for k, v in m.items()}
+        return _tree_mean0(hg), metrics
+
+    def pre_kl(self, phi, pre: Data):
+        """kl_fn(p) = mean over tasks and pre-update states of KL(π_φ(·|s) ‖ π_p(·|s))."""
+        policy = self.policy
+        dist_old = jax.lax.stop_gradient(jax.vmap(policy.apply, (None, 0))(phi, pre.obs))
+
+        def kl_fn(p):
+            dist = jax.vmap(policy.apply, (None, 0))(p, pre.obs)
+            return jnp.mean(jax.vmap(masked_mean)(policy.kl(dist_old, dist), pre.mask))
+
+        return kl_fn
+
+    def _update(self, phi, pre, post, thetas):
+        from bomrl.core.trpo import trpo_step
+
+        c = self.config
+        grad, metrics = self.meta_gradient(phi, pre, post, thetas)
+        new_phi, tm = trpo_step(None, self.pre_kl(phi, pre), phi, grad=grad, max_kl=c.max_kl,
+                                cg_iters=c.cg_iters, cg_damping=c.cg_damping, ls_steps=c.ls_steps,
+                                ls_ratio=c.ls_ratio)
+        return new_phi, {**metrics, **tm}
+
+    def _meta_update(self, state: AlgoState, inner_datas, post, adapted_t, rng):
+        new_phi, metrics = self._update_jit(state.params, inner_datas[0], post, adapted_t)
+        return state._replace(params=new_phi, iteration=state.iteration + 1), metrics

@@ -1,0 +1,44 @@
+"""Sampled batches as jax arrays with advantages: the input of every loss in `bomrl.algos`.
+
+`process_batch` turns sampler arrays (obs, act, rew, mask) [T, E, H, ...] into `Data` using the
+shared advantage pipeline `bomrl.core.advantages.estimate_advantages` (discounted returns, GAE,
+per-task linear feature baseline, per-task normalisation; defaults in docs/BASELINES.md).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bomrl.core.advantages import estimate_advantages
+
+
+class Data(NamedTuple):
+    """One batch of trajectories for T tasks (jax arrays).
+
+    obs  [T, E, H, obs_dim];  act [T, E, H, act_dim] (or [T, E, H] int);  rew, mask, ret, adv [T, E, H]
+    ret = discounted reward-to-go, adv = (normalised) GAE advantage; both 0 where mask = 0.
+    Loss functions take one task's slice (leading axes [E, H]) and are vmapped over T.
+    """
+
+    obs: jax.Array
+    act: jax.Array
+    rew: jax.Array
+    mask: jax.Array
+    ret: jax.Array
+    adv: jax.Array
+
+
+def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of x over the entries where mask = 1 (all axes of mask)."""
+    return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def process_batch(arrays, discount: float, gae_lambda: float, normalize: bool = True) -> Data:
+    """(obs, act, rew, mask) [T, E, H, ...] -> Data with returns and advantages (per-task baseline)."""
+    obs, act, rew, mask = arrays
+    out = estimate_advantages(obs, rew, mask, gamma=discount, gae_lambda=gae_lambda,
+                              baseline="linear", normalize=normalize)
+    return Data(obs, act, rew, mask, out["returns"], out["advantages"])

@@ -1,0 +1,202 @@
+"""MAML-TRPO (Finn et al. 2017): k inner policy-gradient steps (step size α, each on fresh data),
+outer TRPO on the post-update surrogate with the KL measured on the ADAPTED policies.
+
+Meta-objective (to maximise), with θ_i(φ) the inner chain of `pg_adaptation` on task i's batches:
+
+    f(φ) = mean_i mean_{(s,a) ~ post_i}[ π_{θ_i(φ)}(a|s) / π_{θ_i(φ_old)}(a|s) · A_post ]
+    KL(φ) = mean_i mean_{s ~ post_i}[ KL(π_{θ_i(φ_old)}(·|s) ‖ π_{θ_i(φ)}(·|s)) ]
+
+∇f(φ_old) is the second-order MAML meta-gradient (through the inner step's Hessian).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from bomrl.algos.base import AlgoState, MetaAlgorithm
+from bomrl.algos.data import Data, masked_mean
+from bomrl.algos.pg_adaptation import adapted_params, log_prob, pg_step, sampling_log_probs
+from bomrl.errors import check
+
+
+@dataclass(frozen=True)
+class MamlTrpoConfig:
+    """MAML-TRPO hyper-parameters; defaults and their sources in docs/BASELINES.md."""
+
+    inner_lr: float = 0.1
+    """inner policy-gradient step size α (pytorch-maml-rl `fast-lr`, ProMP `inner_lr`: 0.1)"""
+    inner_steps: int = 1
+    """inner gradient steps during meta-training, each on freshly sampled data (references: 1)"""
+    inner_objective: Literal["log_likelihood", "likelihood_ratio"] = "log_likelihood"
+    """inner surrogate: mean[log π·A] (original MAML, pytorch-maml-rl) or mean[π/π_old·A] (ProMP's LVC)"""
+    max_kl: float = 0.01
+    """TRPO trust region δ on the mean KL of the adapted policies (all references: 0.01)"""
+    cg_iters: int = 10
+    """conjugate-gradient iterations for the TRPO natural-gradient direction (references: 10)"""
+    cg_damping: float = 1e-5
+    """damping added to the Fisher-vector product (pytorch-maml-rl: 1e-5)"""
+    fvp_subsample: float = 1.0
+    """fraction of each task's episodes used for the Fisher-vector products (derivatives only; the
+    KL checked by the line search always uses all data). 1.0 = all, as the references"""
+    ls_steps: int = 15
+    """maximum backtracking line-search steps (pytorch-maml-rl: 15)"""
+    ls_ratio: float = 0.8
+    """line-search step shrink factor (pytorch-maml-rl: 0.8)"""
+    discount: float = 0.99
+    """discount γ for returns and GAE (references: 0.99)"""
+    gae_lambda: float = 1.0
+    """GAE λ (references: 1.0, i.e. Monte-Carlo returns minus the linear baseline)"""
+    normalize_advantages: bool = True
+    """standardise advantages per task (references: yes)"""
+
+    def __post_init__(self):
+        check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
+        check(isinstance(self.inner_steps, int) and self.inner_steps >= 1, "inner_steps",
+              self.inner_steps, "an integer >= 1")
+        check(self.inner_objective in ("log_likelihood", "likelihood_ratio"), "inner_objective",
+              self.inner_objective, "'log_likelihood' or 'likelihood_ratio'")
+        check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
+        check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
+        check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
+        check(0 < self.fvp_subsample <= 1, "fvp_subsample", self.fvp_subsample, "in (0, 1]")
+        check(self.ls_steps >= 1, "ls_steps", self.ls_steps, ">= 1")
+        check(0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio, "in (0, 1)")
+        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
+        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+
+
+# ---- pure functions ------------------------------------------------------------------------------
+
+def reference_quantities(policy, kind, alpha, phi, inner_datas, post: Data):
+    """Constants of the meta-update, all evaluated at φ_old = phi (vmapped over tasks).
+
+    Returns (logps_old: tuple of [T, E, H] per inner batch, post_dist_old: dist on post obs of the
+    adapted policies θ_i(φ_old), post_logp_old [T, E, H]).
+    """
+    theta_old, logps_old = jax.vmap(lambda ds: sampling_log_probs(policy, kind, alpha, phi, ds))(inner_datas)
+    post_dist_old = jax.vmap(policy.apply)(theta_old, post.obs)
+    post_logp_old = policy.log_prob(post_dist_old, post.act)
+    consts = (logps_old, post_dist_old, post_logp_old)
+    return jax.tree.map(jax.lax.stop_gradient, consts)
+
+
+def adapted_batch(policy, kind, alpha, phi, inner_datas, logps_old):
+    """θ_i(φ) for every task: pytree with leading axis T."""
+    return jax.vmap(lambda ds, lps: adapted_params(policy, kind, alpha, phi, ds, lps)[0])(inner_datas, logps_old)
+
+
+def maml_surrogate(policy, kind, alpha, phi, inner_datas, post: Data, consts):
+    """f(φ) of the module docstring (to maximise). Returns (f, metrics)."""
+    logps_old, _, post_logp_old = consts
+    thetas = adapted_batch(policy, kind, alpha, phi, inner_datas, logps_old)
+    logp = jax.vmap(lambda th, o, a: log_prob(policy, th, o, a))(thetas, post.obs, post.act)
+    ratio = jnp.exp(logp - post_logp_old)
+    per_task = jax.vmap(masked_mean)(ratio * post.adv, post.mask)
+    f = jnp.mean(per_task)
+    return f, {"losses/surrogate": f}
+
+
+def kl_of_adapted(policy, thetas, post: Data, post_dist_old):
+    """Mean KL(π_old ‖ π_θ_i) over tasks and post-update states, for adapted params θ [T, ...]."""
+    dist = jax.vmap(policy.apply)(thetas, post.obs)
+    return jnp.mean(jax.vmap(masked_mean)(policy.kl(post_dist_old, dist), post.mask))
+
+
+def adapted_kl(policy, kind, alpha, phi, inner_datas, post: Data, consts):
+    """Mean KL(π_{θ_i(φ_old)} ‖ π_{θ_i(φ)}) over tasks and post-update states (TRPO constraint)."""
+    logps_old, post_dist_old, _ = consts
+    thetas = adapted_batch(policy, kind, alpha, phi, inner_datas, logps_old)
+    return kl_of_adapted(policy, thetas, post, post_dist_old)
+
+
+def kl_with_linearized_curvature(kl_of_theta, theta_fn, phi_old, curv_kl_of_theta=None, curv_theta_fn=None):
+    """φ ↦ KL with the exact value k(θ(φ)) but the derivatives of k(θ_old + J(φ − φ_old)).
+
+    k(θ_old) = 0 and ∇k(θ_old) = 0, so the Hessian of k∘θ at φ_old is exactly Jᵀ ∇²k J with
+    J = ∂θ/∂φ: the curvature of θ(φ) drops out. Differentiating the linearisation (`jax.linearize`,
+    residuals computed once) gives the same Fisher-vector products as differentiating through the
+    inner step three times, at a fraction of the cost; the value (used by the line search) is the
+    exact KL.  kl_of_theta: θ -> scalar; theta_fn: φ -> θ (adapted params of all tasks).
+    curv_*: optional cheaper versions (e.g. on a subsample of the episodes) used for the
+    derivatives only.
+    """
+    curv_kl_of_theta = curv_kl_of_theta or kl_of_theta
+    theta_old, theta_jvp = jax.linearize(curv_theta_fn or theta_fn, phi_old)
+    if curv_theta_fn is not None:   # expand around the exact θ(φ_old), with the cheaper Jacobian
+        theta_old = jax.lax.stop_gradient(theta_fn(phi_old))
+
+    def kl(phi):
+        exact = kl_of_theta(theta_fn(phi))
+        delta = jax.tree.map(jnp.subtract, phi, phi_old)
+        approx = curv_kl_of_theta(jax.tree.map(jnp.add, theta_old, theta_jvp(delta)))
+        return approx + jax.lax.stop_gradient(exact - approx)
+
+    return kl
+
+
+def subsample_episodes(tree, fraction: float):
+    """The first ceil(fraction·E) episodes of every task: leaves [T, E, ...] -> [T, E', ...]."""
+    def cut(x):
+        k = max(1, int(-(-x.shape[1] * fraction // 1)))
+        return x[:, :k]
+
+    return jax.tree.map(cut, tree)
+
+
+def adapt_batched(policy, kind, alpha, params_t, data: Data):
+    """One inner step for every task: per-task params [T, ...] on the batch they sampled."""
+    def one(p, d):
+        lp = log_prob(policy, p, d.obs, d.act)
+        return pg_step(policy, kind, alpha, p, d, lp)
+
+    return jax.vmap(one)(params_t, data)
+
+
+# ---- the algorithm ------------------------------------------------------------------------------
+
+class MamlTrpo(MetaAlgorithm):
+    """MAML with a TRPO meta-step; see the module docstring."""
+
+    name = "maml-trpo"
+
+    def __init__(self, config: MamlTrpoConfig, policy):
+        super().__init__(config, policy)
+        c = config
+        kind, alpha = c.inner_objective, c.inner_lr
+        self._adapt_jit = jax.jit(lambda p, d: adapt_batched(policy, kind, alpha, p, d))
+        self._update_jit = jax.jit(self._update)
+
+    def _adapt_batched(self, params_t, data):
+        return self._adapt_jit(params_t, data)
+
+    def objective(self, phi, inner_datas, post, consts):
+        """The meta-objective maximised by TRPO (E-MAML overrides this). Returns (value, metrics)."""
+        c = self.config
+        return maml_surrogate(self.policy, c.inner_objective, c.inner_lr, phi, inner_datas, post, consts)
+
+    def _update(self, phi, inner_datas, post):
+        from bomrl.core.trpo import trpo_step
+
+        c, policy = self.config, self.policy
+        consts = reference_quantities(policy, c.inner_objective, c.inner_lr, phi, inner_datas, post)
+        obj_fn = lambda p: self.objective(p, inner_datas, post, consts)[0]  # noqa: E731
+        logps_old, post_dist_old, _ = consts
+        kind, alpha, frac = c.inner_objective, c.inner_lr, c.fvp_subsample
+        sub = (lambda x: subsample_episodes(x, frac)) if frac < 1 else (lambda x: x)  # noqa: E731
+        kl_fn = kl_with_linearized_curvature(
+            lambda th: kl_of_adapted(policy, th, post, post_dist_old),
+            lambda p: adapted_batch(policy, kind, alpha, p, inner_datas, logps_old), phi,
+            lambda th: kl_of_adapted(policy, th, sub(post), sub(post_dist_old)),
+            lambda p: adapted_batch(policy, kind, alpha, p, sub(inner_datas), sub(logps_old)))
+        new_phi, metrics = trpo_step(obj_fn, kl_fn, phi, max_kl=c.max_kl, cg_iters=c.cg_iters,
+                                     cg_damping=c.cg_damping, ls_steps=c.ls_steps, ls_ratio=c.ls_ratio)
+        _, obj_metrics = self.objective(phi, inner_datas, post, consts)
+        return new_phi, {**obj_metrics, **metrics}
+
+    def _meta_update(self, state: AlgoState, inner_datas, post, adapted_t, rng):
+        new_phi, metrics = self._update_jit(state.params, inner_datas, post)
+        return state._replace(params=new_phi, iteration=state.iteration + 1), metrics

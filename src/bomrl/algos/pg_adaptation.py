@@ -1,0 +1,74 @@
+"""The MAML family's within-task algorithm: k policy-gradient steps θ ← θ + α ∇_θ Ĵ(θ), each on its
+own batch (SPEC §2: the first-order + d3 special case of BO-MRL's eq. (2), Appendix H).
+
+Two inner objectives (both have the policy gradient as first derivative at the sampling policy; they
+differ in the second derivative, which the meta-gradient sees):
+
+- "log_likelihood":   Ĵ(θ) = mean[ log π_θ(a|s) · A ]                (Finn et al. 2017; pytorch-maml-rl)
+- "likelihood_ratio": Ĵ(θ) = mean[ π_θ(a|s)/π_old(a|s) · A ]         (ProMP's low-variance-curvature
+  estimator; π_old = the policy that sampled the batch, a constant)
+
+All functions take ONE task's data (leading axes [E, H]) and are vmapped over tasks by callers.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from bomrl.algos.data import Data, masked_mean
+from bomrl.core.policies import Policy
+
+INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio")
+
+
+def log_prob(policy: Policy, params, obs, act):
+    """log π_params(act | obs), shape obs.shape[:-1]."""
+    return policy.log_prob(policy.apply(params, obs), act)
+
+
+def inner_objective(policy: Policy, kind: str, params, data: Data, logp_old) -> jax.Array:
+    """Ĵ(θ) for one task (see module docstring). logp_old [E, H] = log π_old(a|s) (constant)."""
+    logp = log_prob(policy, params, data.obs, data.act)
+    if kind == "log_likelihood":
+        terms = logp * data.adv
+    elif kind == "likelihood_ratio":
+        terms = jnp.exp(logp - jax.lax.stop_gradient(logp_old)) * data.adv
+    else:  # pragma: no cover - validated in configs
+        raise ValueError(kind)
+    return masked_mean(terms, data.mask)
+
+
+def pg_step(policy: Policy, kind: str, alpha: float, params, data: Data, logp_old):
+    """One inner step θ + α ∇_θ Ĵ(θ), differentiable w.r.t. params (second-order MAML)."""
+    g = jax.grad(inner_objective, argnums=2)(policy, kind, params, data, logp_old)
+    return jax.tree.map(lambda p, gi: p + alpha * gi, params, g)
+
+
+def sampling_log_probs(policy: Policy, kind: str, alpha: float, phi, inner_datas: Sequence[Data]):
+    """Replay the adaptation chain at the sampling parameters φ_old (one task).
+
+    Returns (θ_k, [log π_{θ_j}(a|s) on batch j for j < k]): the adapted params the sampler used
+    and the constant log-probabilities of each batch under the policy that sampled it.
+    """
+    theta, logps = phi, []
+    for d in inner_datas:
+        lp = jax.lax.stop_gradient(log_prob(policy, theta, d.obs, d.act))
+        logps.append(lp)
+        theta = pg_step(policy, kind, alpha, theta, d, lp)
+    return theta, tuple(logps)
+
+
+def adapted_params(policy: Policy, kind: str, alpha: float, phi, inner_datas: Sequence[Data],
+                   logps_old: Sequence[jax.Array]):
+    """θ_k(φ): the chain of k inner steps as a differentiable function of φ (one task).
+
+    Also returns the per-step list of intermediate params [θ_0 = φ, ..., θ_{k-1}].
+    """
+    theta, chain = phi, []
+    for d, lp in zip(inner_datas, logps_old):
+        chain.append(theta)
+        theta = pg_step(policy, kind, alpha, theta, d, lp)
+    return theta, chain

@@ -1,0 +1,147 @@
+"""`bomrl bench sampler`: environment steps per second of the multi-task sampler, against bare
+MuJoCo on the same model, frame skip and number of cores, measured in the same run.
+
+Prints one JSON line: env_steps_per_s (sampler, including one jitted 64-64 Gaussian-MLP policy
+call per time step with per-task parameters; the best of `repeats` timed calls after a warm-up
+compile), raw_mujoco_steps_per_s (W concurrent processes each looping
+`mj_step(model, data, nstep=5)` with random controls in [-1, 1] and a gymnasium-style reset every
+`horizon` steps, summed over processes; measured once before and once after the sampler and
+averaged, since the machine may be shared) and their ratio. W = --workers (default: all cores),
+the same number of cores the sampler gets. Each raw process steps T·E·H / W env steps.
+Also reported: CPU microseconds per env step of the sampler (vector backend: all threads of this
+process) and of bare MuJoCo, and their ratio cpu_ratio, which other jobs on the machine disturb
+far less than the wall-clock ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from bomrl.errors import check
+
+
+@dataclass(frozen=True)
+class BenchSamplerConfig:
+    """Benchmark the multi-task sampler against bare MuJoCo stepping."""
+
+    env: str = "halfcheetah-vel"
+    """Task family (halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir, or any registered one)."""
+    tasks: int = 40
+    """Number of tasks T (one parameter set each)."""
+    episodes: int = 20
+    """Episodes per task E."""
+    horizon: int = 200
+    """Steps per episode H."""
+    backend: Literal["vector", "process"] = "vector"
+    """vector: one process, MuJoCo's C thread pool; process: one worker process per core."""
+    workers: int = 0
+    """Cores to use, for the sampler and for the raw baseline alike (0: all cores)."""
+    repeats: int = 1
+    """Timed sampler calls (after a warm-up compile); the best is reported."""
+    seed: int = 0
+    """Seed of the tasks, resets and policy."""
+
+
+def raw_worker(xml: str, steps: int, horizon: int, seed: int) -> tuple[float, float]:
+    """Bare mj_step loop on one core: (env steps per second, CPU seconds), an env step being one
+    frame-skip group of mj_step."""
+    import mujoco
+    import numpy as np
+
+    from bomrl.envs.locomotion import FRAME_SKIP, load_model, reset_noise
+
+    model = load_model(xml)
+    data = mujoco.MjData(model)
+    rng = np.random.default_rng(seed)
+    ctrl = rng.uniform(-1.0, 1.0, size=(1024, model.nu))
+    qpos0 = model.qpos0.copy()
+    start, cpu = time.perf_counter(), time.process_time()
+    for k in range(steps):
+        if k % horizon == 0:
+            mujoco.mj_resetData(model, data)
+            dq, dv = reset_noise(seed + k, model.nq, model.nv)
+            data.qpos[:] = qpos0 + dq
+            data.qvel[:] = dv
+            mujoco.mj_forward(model, data)
+        data.ctrl[:] = ctrl[k % 1024]
+        mujoco.mj_step(model, data, nstep=FRAME_SKIP)
+    return steps / (time.perf_counter() - start), time.process_time() - cpu
+
+
+def raw_rate(xml: str, steps_per_proc: int, horizon: int, procs: int) -> tuple[float, float]:
+    """Run `procs` raw_worker processes concurrently: (sum of their rates, CPU seconds per step)."""
+    code = ("import sys; from bomrl.bench_sampler import raw_worker; "
+            "print(*raw_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))")
+    env = dict(os.environ, OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu")
+    ps = [subprocess.Popen([sys.executable, "-c", code, xml, str(steps_per_proc), str(horizon), str(i)],
+                           stdout=subprocess.PIPE, env=env, text=True) for i in range(procs)]
+    rates, cpu = [], 0.0
+    for p in ps:
+        out, _ = p.communicate(timeout=3600)
+        rate, seconds = map(float, out.strip().splitlines()[-1].split())
+        rates.append(rate)
+        cpu += seconds
+    return sum(rates), cpu / (steps_per_proc * procs)
+
+
+def run(config: BenchSamplerConfig) -> dict:
+    from bomrl.envs import get_family, make_sampler
+
+    family = get_family(config.env)  # unknown names: one-line error listing the allowed ones
+    for name in ("tasks", "episodes", "horizon", "repeats"):
+        value = getattr(config, name)
+        check(value >= 1, f"--{name}", value, "an integer >= 1")
+    check(config.workers >= 0, "--workers", config.workers, "0 (all cores) or an integer >= 1")
+    xml = getattr(getattr(family, "stepper_cls", None), "xml", "")
+    check(bool(xml), "--env", config.env, "a MuJoCo family with a fast stepper (the raw baseline "
+          "needs its model): halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir")
+    workers = config.workers or (os.cpu_count() or 1)
+
+    import jax
+    import numpy as np
+
+    from bomrl.core.policies import gaussian_mlp
+
+    key = jax.random.PRNGKey(config.seed)
+    steps_per_proc = max(1, config.tasks * config.episodes * config.horizon // workers)
+    raw_before, raw_cpu_before = raw_rate(xml, steps_per_proc, config.horizon, workers)
+    with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,
+                      num_workers=workers, seed=config.seed) as sampler:
+        policy = gaussian_mlp(sampler.obs_dim, sampler.act_dim)
+        params = jax.vmap(policy.init)(jax.random.split(key, config.tasks))
+        tasks = sampler.sample_tasks()
+        sampler.warmup(policy, params)
+        best, best_cpu = None, None
+        for r in range(config.repeats):
+            cpu0 = time.process_time()  # all threads of this process
+            _, stats = sampler.sample(policy, params, tasks, jax.random.fold_in(key, r))
+            if best is None or stats.seconds < best.seconds:
+                best, best_cpu = stats, time.process_time() - cpu0
+    env_rate = best.env_steps / best.seconds
+    # bare MuJoCo before and after the sampler, averaged: the machine may be shared
+    raw_after, raw_cpu_after = raw_rate(xml, steps_per_proc, config.horizon, workers)
+    raw = 0.5 * (raw_before + raw_after)
+    raw_cpu = 0.5 * (raw_cpu_before + raw_cpu_after)
+    # CPU seconds per env step (load-insensitive): only meaningful in-process (vector backend)
+    cpu_ratio = round(raw_cpu * best.env_steps / best_cpu, 3) if config.backend == "vector" else None
+    result = {
+        "env": family.name, "tasks": config.tasks, "episodes": config.episodes,
+        "horizon": config.horizon, "backend": config.backend, "workers": workers,
+        "env_steps": best.env_steps, "seconds": round(best.seconds, 3),
+        "policy_seconds": round(best.policy_seconds, 3),
+        "env_steps_per_s": round(env_rate, 1), "raw_mujoco_steps_per_s": round(raw, 1),
+        "ratio": round(env_rate / raw, 3),
+        "raw_before": round(raw_before, 1), "raw_after": round(raw_after, 1),
+        "cpu_us_per_step": round(1e6 * best_cpu / best.env_steps, 2) if cpu_ratio is not None else None,
+        "raw_cpu_us_per_step": round(1e6 * raw_cpu, 2), "cpu_ratio": cpu_ratio,
+        "mean_return": round(float(np.mean(best.mean_return)), 3),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(result), flush=True)
+    return result

@@ -1,0 +1,102 @@
+"""The within-task solver Alg(π_φ, λ, τ): minimise the inner loss L(θ, φ) over θ from θ = φ,
+with NO new data (eq. 2, eq. 7 or eq. 9; see `bomrl.core.losses`).
+
+    solver="adam"    optax Adam inside lax.scan (the paper's practical choice, 50 steps)
+    solver="newton"  Newton–CG with backtracking and a step-length cap (Hessian-vector products, never the
+                     Hessian): for exact solves in tests and small problems
+
+`solve_inner` handles one task; `solve_inner_tasks` vmaps it over a leading task axis of the data
+(φ shared). Diagnostics are at the returned θ: inner/loss, inner/grad_norm, inner/kl, plus the loss's
+own metrics and inner/loss_initial (at θ = φ).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from bomrl.core.cg import cg_solve
+from bomrl.errors import check, check_choice
+
+LossFn = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
+SOLVERS = ("adam", "newton")
+
+
+def _norm(tree):
+    return jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree)))
+
+
+def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
+                learning_rate: float = 1e-2, newton_cg_iters: int = 50, newton_damping: float = 0.0,
+                newton_max_step: float = 1.0,
+                theta0=None) -> tuple[Any, dict]:
+    """θ' ≈ argmin_θ loss_fn(θ, φ, data)[0], starting from θ0 (default φ).
+
+    Args:
+      loss_fn: (theta, phi, data) -> (loss, metrics), e.g. `make_inner_loss(...)`.
+      steps: optimiser iterations (Adam steps, or Newton steps).
+      learning_rate: Adam step size.
+      newton_cg_iters / newton_damping: CG cap and damping of each Newton system.
+      newton_max_step: longest Newton/gradient step (parameter-space norm) per iteration.
+    Returns (theta', diagnostics).
+    """
+    check_choice("solver", solver, SOLVERS)
+    check(int(steps) >= 0, "steps", steps, ">= 0")
+    theta = phi if theta0 is None else theta0
+    fixed = getattr(loss_fn, "fixed_phi", None)
+    # φ is constant during the solve: precompute its terms once if the loss offers it
+    with_aux = fixed(phi, data) if fixed is not None else (lambda th: loss_fn(th, phi, data))
+    value = lambda th: with_aux(th)[0]  # noqa: E731
+    value_and_grad = jax.value_and_grad(value)
+    loss_init = value(theta)
+
+    if solver == "adam":
+        opt = optax.adam(learning_rate)
+
+        def step(carry, _):
+            th, st = carry
+            g = jax.grad(value)(th)
+            upd, st = opt.update(g, st, th)
+            return (optax.apply_updates(th, upd), st), None
+
+        (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), None, length=steps)
+    else:
+        fracs = 2.0 ** jnp.arange(10, -31, -1)
+
+        def step(th, _):
+            f0, g = value_and_grad(th)
+            hvp = lambda v: jax.jvp(jax.grad(value), (th,), (v,))[1]  # noqa: E731
+            d, _ = cg_solve(hvp, g, max_iters=newton_cg_iters, tol=1e-12, damping=newton_damping)
+            gd = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(d)))
+            # Newton direction if it is a descent direction (CG stops at negative curvature), else the gradient
+            newton_ok = gd > 0
+            d = jax.tree.map(lambda a, b: jnp.where(newton_ok, a, b), d, g)
+            gd = jnp.where(newton_ok, gd, sum(jnp.vdot(a, a) for a in jax.tree.leaves(g)))
+            d_norm = _norm(d)
+
+            def trial(t):
+                return value(jax.tree.map(lambda x, y: x - t * y, th, d))
+
+            # backtracking (Armijo) over t = 2^10 .. 2^-30, largest admissible t first: t <= 1 for the
+            # Newton step, and every step at most newton_max_step long (stay in φ's basin)
+            t_all = fracs.astype(f0.dtype)
+            vals = jax.vmap(trial)(t_all)
+            allowed = (t_all * d_norm <= newton_max_step) & ((t_all <= 1.0) | ~newton_ok)
+            ok = allowed & jnp.isfinite(vals) & (vals <= f0 - 1e-4 * t_all * gd)
+            t = jnp.where(jnp.any(ok), t_all[jnp.argmax(ok)], 0.0)
+            return jax.tree.map(lambda x, y: x - t * y, th, d), None
+
+        theta, _ = jax.lax.scan(step, theta, None, length=steps)
+
+    (loss, metrics), grad = jax.value_and_grad(with_aux, has_aux=True)(theta)
+    diagnostics = {**metrics, "inner/loss": loss, "inner/loss_initial": loss_init, "inner/grad_norm": _norm(grad)}
+    return theta, diagnostics
+
+
+def solve_inner_tasks(loss_fn: LossFn, phi, data, **kwargs) -> tuple[Any, dict]:
+    """vmap of `solve_inner` over the leading task axis of `data` (φ shared).
+    Returns θ' with a leading task axis and per-task diagnostics [T]."""
+    return jax.vmap(lambda d: solve_inner(loss_fn, phi, d, **kwargs))(data)

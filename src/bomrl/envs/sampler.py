@@ -1,0 +1,361 @@
+"""Multi-task sampler: the environments of all tasks stepped as one batch.
+
+    from bomrl.envs import make_sampler
+    with make_sampler("halfcheetah-vel", num_tasks=40, episodes=20, horizon=200,
+                      backend="vector", num_workers=None, seed=0) as sampler:
+        tasks = sampler.sample_tasks()                      # [T, task_dim], seeded by `seed`
+        batch, stats = sampler.sample(policy, params, tasks, key)
+
+- `policy` is a core.policies.Policy; `params` its parameter pytree with a leading task axis [T, ...]
+  (each task acts with its own parameters). Per time step there is ONE jitted call that vmaps
+  policy.apply + policy.sample over tasks for all T×E environments; it is compiled once per
+  (policy, shapes) and reused for every later call.
+- `batch` is core.batch.Batch with numpy arrays [T, E, H, ...]: obs, act (the sampled action; the
+  environment receives it clipped to the action bounds, [-1, 1] for the locomotion families), rew,
+  mask (1 while alive; rew = 0 and mask = 0 after termination, obs/act zero there), returns [T, E]
+  (float64 sum of the unrounded rewards), lengths [T, E].
+- `stats` is SampleStats(mean_return [T], env_steps, seconds, policy_seconds, env_seconds,
+  mean_length [T]);
+  `stats.metrics()` gives namespaced scalars for logging.
+- Reproducible: the (task, episode) environment of call number k gets reset seed
+  SeedSequence([seed, k]).generate_state(T*E)[t*E + e]; the action noise comes from `key`. Same
+  sampler seed, same call order and same key give identical batches, on either backend.
+- Backends: "vector" steps all environments in this process (the MuJoCo families on MuJoCo's
+  C thread pool with num_workers threads; other families in a Python loop); "process" splits
+  them over num_workers worker processes (fresh interpreters running bomrl.envs.worker), which also parallelises
+  families that only have the Python loop. num_workers defaults to the number of CPU cores.
+- `sampler.close()` (or leaving the `with` block) stops the workers; it is idempotent and never
+  hangs (workers are joined with a timeout, then terminated). A worker that dies or raises gives a
+  one-line BomrlError instead of a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import time
+from multiprocessing.connection import Connection
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from bomrl.core.batch import Batch
+from bomrl.envs.families import TaskFamily, get_family
+from bomrl.errors import BomrlError, ConfigError, check, check_choice
+
+BACKENDS = ("vector", "process")
+
+
+class SampleStats(NamedTuple):
+    mean_return: np.ndarray   # [T] mean undiscounted return per task
+    env_steps: int            # valid (unmasked) environment steps
+    seconds: float            # wall time of the whole call
+    policy_seconds: float     # inside the jitted policy call (incl. host<->device copies)
+    env_seconds: float        # stepping and resetting the environments
+    mean_length: np.ndarray   # [T] mean episode length per task
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "charts/mean_return": float(np.mean(self.mean_return)),
+            "charts/mean_length": float(np.mean(self.mean_length)),
+            "sampler/env_steps": float(self.env_steps),
+            "sampler/seconds": self.seconds,
+            "sampler/steps_per_s": self.env_steps / max(self.seconds, 1e-12),
+            "sampler/policy_seconds": self.policy_seconds,
+            "sampler/env_seconds": self.env_seconds,
+        }
+
+
+class ProcessStepper:
+    """Stepper interface over worker processes, each stepping a contiguous chunk of the envs."""
+
+    START_TIMEOUT = 120.0
+
+    def __init__(self, family: TaskFamily, num_envs: int, num_workers: int):
+        try:
+            family_bytes = pickle.dumps(family)
+        except Exception as exc:
+            raise ConfigError(
+                f"backend='process' needs a picklable task family ({family!r} is not: {exc}); "
+                "define it in an importable module or use backend='vector'") from None
+        num_workers = max(1, min(num_workers, num_envs))
+        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
+        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.procs: list[subprocess.Popen] = []
+        self.conns: list[Connection] = []
+        # Workers are fresh interpreters (`python -m bomrl.envs.worker FD`), not multiprocessing
+        # children: nothing is forked from a process that may hold JAX's threads, and the user's
+        # __main__ module is never re-imported (no `if __name__ == "__main__"` guard needed).
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        try:
+            for sl in self.slices:
+                parent, child = socket.socketpair()
+                try:
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "bomrl.envs.worker", str(child.fileno())],
+                        pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL)
+                finally:
+                    child.close()
+                self.procs.append(proc)
+                self.conns.append(Connection(parent.detach()))
+            for i, sl in enumerate(self.slices):
+                self._send(i, ("init", (list(sys.path), family_bytes, sl.stop - sl.start)))
+            for i in range(len(self.procs)):
+                self._recv(i, timeout=self.START_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+
+    def _send(self, i: int, msg) -> None:
+        try:
+            self.conns[i].send(msg)
+        except (BrokenPipeError, ConnectionError, OSError):
+            raise BomrlError(f"sampler worker {i} (pid {self.procs[i].pid}) is gone "
+                             f"(exit code {self.procs[i].poll()})") from None
+
+    def _recv(self, i: int, timeout: float | None = None):
+        conn, proc = self.conns[i], self.procs[i]
+        start = time.monotonic()
+        while not conn.poll(0.2):
+            if proc.poll() is not None:
+                if conn.poll(0):  # it may have replied just before exiting
+                    break
+                raise BomrlError(f"sampler worker {i} (pid {proc.pid}) died with exit code {proc.returncode}")
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise BomrlError(f"sampler worker {i} (pid {proc.pid}) did not answer within {timeout:.0f} s")
+        try:
+            status, payload = conn.recv()
+        except (EOFError, OSError):  # the worker is gone: wait a moment for its exit code
+            try:
+                code = proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                code = None
+            raise BomrlError(f"sampler worker {i} (pid {proc.pid}) died with exit code {code}") from None
+        if status == "error":
+            last = payload.strip().splitlines()[-1] if payload.strip() else "unknown error"
+            raise BomrlError(f"sampler worker {i} failed: {last}")
+        return payload
+
+    def _call(self, cmd: str, per_worker_args):
+        for i, args in enumerate(per_worker_args):
+            self._send(i, (cmd, args))
+        return [self._recv(i) for i in range(len(self.procs))]
+
+    def reset(self, tasks: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        return np.concatenate(self._call("reset", [(tasks[s], seeds[s]) for s in self.slices]))
+
+    def step(self, actions: np.ndarray, active: np.ndarray):
+        outs = self._call("step", [(actions[s], active[s]) for s in self.slices])
+        return tuple(np.concatenate(parts) for parts in zip(*outs))
+
+    def close(self) -> None:
+        """Ask every worker to exit, wait up to 5 s, then terminate/kill the stragglers."""
+        for conn in self.conns:
+            try:
+                conn.send(("close", None))
+            except Exception:
+                pass
+        deadline = time.monotonic() + 5.0
+        for p in self.procs:
+            try:
+                p.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.terminate()
+                try:
+                    p.wait(timeout=2.0)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=2.0)
+        for conn in self.conns:
+            conn.close()
+        self.procs, self.conns = [], []
+
+
+def _first_float_dtype(params) -> np.dtype:
+    """The dtype observations are cast to before the policy call: that of the parameters."""
+    import jax
+
+    for leaf in jax.tree_util.tree_leaves(params):
+        dt = np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype))
+        if np.issubdtype(dt, np.floating):
+            return dt
+    return np.dtype(np.float32)
+
+
+def _make_act_fn(policy):
+    """jit(params [T, ...], obs [T, E, obs_dim], key, t) -> actions [T, E, ...]."""
+    import jax
+
+    def act(params, obs, key, t):
+        keys = jax.random.split(jax.random.fold_in(key, t), obs.shape[0])
+
+        def one_task(p, o, k):
+            return policy.sample(policy.apply(p, o), k)
+
+        return jax.vmap(one_task)(params, obs, keys)
+
+    return jax.jit(act)
+
+
+class Sampler:
+    """T tasks × E episodes × H steps per call to `sample` (see the module docstring)."""
+
+    def __init__(self, family: TaskFamily, num_tasks: int, episodes: int, horizon: int,
+                 backend: str = "vector", num_workers: int | None = None, seed: int = 0,
+                 dtype=np.float32):
+        self.family = family
+        self.num_tasks, self.episodes, self.horizon = num_tasks, episodes, horizon
+        self.backend, self.seed, self.dtype = backend, int(seed), np.dtype(dtype)
+        self.num_envs = num_tasks * episodes
+        self.num_workers = num_workers or (os.cpu_count() or 1)
+        self.obs_dim, self.act_dim, low, high, self.discrete = family.spaces()
+        self.low, self.high = low, high
+        self.iteration = 0
+        self._act_fns: dict[Any, Any] = {}
+        self._stepper = None
+        if backend == "vector":
+            self._stepper = family.make_stepper(self.num_envs, self.num_workers)
+        else:
+            self._stepper = ProcessStepper(family, self.num_envs, self.num_workers)
+
+    # ---- context manager / cleanup ---------------------------------------------------------------
+    def close(self) -> None:
+        stepper, self._stepper = self._stepper, None
+        if stepper is not None:
+            stepper.close()
+
+    def __enter__(self) -> "Sampler":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- tasks and seeds ----------------------------------------------------------------------
+    def sample_tasks(self, rng: np.random.Generator | int | None = None, n: int | None = None) -> np.ndarray:
+        """n (default num_tasks) tasks of the family; rng defaults to one seeded by the sampler seed."""
+        if rng is None or isinstance(rng, (int, np.integer)):
+            rng = np.random.default_rng(self.seed if rng is None else int(rng))
+        return np.asarray(self.family.sample_tasks(rng, n or self.num_tasks), np.float64)
+
+    def reset_seeds(self, iteration: int) -> np.ndarray:
+        """Reset seed of every (task, episode) env in call number `iteration`, [T*E] (row-major)."""
+        return np.random.SeedSequence([self.seed, int(iteration)]).generate_state(self.num_envs, np.uint32)
+
+    # ---- sampling -----------------------------------------------------------------------------
+    def _check_inputs(self, policy, params, tasks) -> np.ndarray:
+        import jax
+
+        if self._stepper is None:
+            raise BomrlError("the sampler is closed")
+        tasks = np.asarray(tasks, np.float64)
+        if tasks.ndim == 1:
+            tasks = tasks[:, None]
+        T = self.num_tasks
+        check(tasks.shape == (T, self.family.task_dim), "tasks.shape", tasks.shape,
+              f"({T}, {self.family.task_dim}) for {T} tasks of {self.family.name}")
+        check(policy.obs_dim == self.obs_dim, "policy.obs_dim", policy.obs_dim,
+              f"{self.obs_dim}, the observation size of {self.family.name}")
+        check(policy.act_dim == self.act_dim, "policy.act_dim", policy.act_dim,
+              f"{self.act_dim}, the action size of {self.family.name}")
+        check(policy.discrete == self.discrete, "policy.discrete", policy.discrete,
+              f"{self.discrete} for {self.family.name}")
+        lead = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(params)}
+        check(lead == {T}, "params leading axis", sorted(lead, key=str),
+              f"{T} (one parameter set per task; stack them with a leading task axis)")
+        return tasks
+
+    def _act_fn(self, policy):
+        fn = self._act_fns.get(policy)
+        if fn is None:
+            fn = self._act_fns[policy] = _make_act_fn(policy)
+        return fn
+
+    def warmup(self, policy, params, key=None) -> None:
+        """Compile the per-step policy call now (sample() would otherwise do it on first use)."""
+        import jax
+
+        self._check_inputs(policy, params, np.zeros((self.num_tasks, self.family.task_dim)))
+        obs = np.zeros((self.num_tasks, self.episodes, self.obs_dim), _first_float_dtype(params))
+        key = jax.random.PRNGKey(0) if key is None else key
+        jax.block_until_ready(self._act_fn(policy)(params, obs, key, np.int32(0)))
+
+    def sample(self, policy, params, tasks, key) -> tuple[Batch, SampleStats]:
+        """Roll out E episodes of H steps in each of the T tasks. Shapes in the module docstring."""
+        t_start = time.perf_counter()
+        tasks = self._check_inputs(policy, params, tasks)
+        T, E, H, N = self.num_tasks, self.episodes, self.horizon, self.num_envs
+        act_fn = self._act_fn(policy)
+        obs_dtype = _first_float_dtype(params)
+
+        act_shape = () if self.discrete else (self.act_dim,)
+        obs_buf = np.zeros((T, E, H, self.obs_dim), self.dtype)
+        act_buf = np.zeros((T, E, H, *act_shape), np.int64 if self.discrete else self.dtype)
+        rew_buf = np.zeros((T, E, H), np.float64)
+        mask = np.zeros((T, E, H), np.float64)
+        alive = np.ones(N, bool)
+
+        seeds = self.reset_seeds(self.iteration)
+        self.iteration += 1
+        env_tasks = np.repeat(tasks, E, axis=0)  # env i = (task i // E, episode i % E)
+        t_env = time.perf_counter()
+        obs = self._stepper.reset(env_tasks, seeds)
+        env_seconds = time.perf_counter() - t_env
+        policy_seconds = 0.0
+
+        for t in range(H):
+            obs_buf[:, :, t] = obs.reshape(T, E, -1) * alive.reshape(T, E, 1)
+            t0 = time.perf_counter()
+            act = np.asarray(act_fn(params, np.asarray(obs, obs_dtype).reshape(T, E, -1), key, np.int32(t)))
+            t1 = time.perf_counter()
+            act = act.reshape(N, *act_shape)
+            env_act = act if self.discrete else np.clip(act, self.low, self.high).astype(np.float64)
+            obs, rew, term = self._stepper.step(env_act, alive)
+            policy_seconds += t1 - t0
+            env_seconds += time.perf_counter() - t1
+            a_view = act_buf[:, :, t].reshape(N, *act_shape)
+            a_view[alive] = act[alive]
+            mask[:, :, t] = alive.reshape(T, E)
+            rew_buf[:, :, t] = np.where(alive, rew, 0.0).reshape(T, E)
+            alive = alive & ~np.asarray(term, bool)
+            if not alive.any():
+                break
+
+        returns = rew_buf.sum(-1)
+        lengths = mask.sum(-1).astype(np.int64)
+        batch = Batch(obs=obs_buf, act=act_buf, rew=rew_buf.astype(self.dtype), mask=mask.astype(self.dtype),
+                      returns=returns, lengths=lengths)
+        stats = SampleStats(mean_return=returns.mean(1), env_steps=int(lengths.sum()),
+                            seconds=time.perf_counter() - t_start, policy_seconds=policy_seconds,
+                            env_seconds=env_seconds, mean_length=lengths.mean(1))
+        return batch, stats
+
+
+def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizon: int | None = None,
+                 backend: str = "vector", num_workers: int | None = None, seed: int = 0,
+                 dtype=np.float32) -> Sampler:
+    """Build a Sampler; bad arguments raise a one-line ConfigError naming what is allowed."""
+    fam = get_family(family)
+    for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
+        check(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
+              name, value, "an integer >= 1")
+    horizon = fam.horizon if horizon is None else horizon
+    check(isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool) and horizon >= 1,
+          "horizon", horizon, "an integer >= 1")
+    check_choice("backend", backend, BACKENDS)
+    check(num_workers is None or (isinstance(num_workers, (int, np.integer)) and num_workers >= 1),
+          "num_workers", num_workers, "None (one per CPU core) or an integer >= 1")
+    check(np.dtype(dtype) in (np.float32, np.float64), "dtype", dtype, "float32 or float64")
+    check(isinstance(seed, (int, np.integer)) and seed >= 0, "seed", seed, "an integer >= 0")
+    return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype)
+
+
+__all__ = ["BACKENDS", "ProcessStepper", "SampleStats", "Sampler", "make_sampler"]

@@ -1,0 +1,105 @@
+"""`bomrl frozenlake`: the paper's Section 6.1 / Appendix A reproduction (Figures 1, 3, 4).
+
+For every case (variance × distance) it meta-trains BO-MRL (Algorithm 1, Prop. 1 hypergradient),
+meta-trains MAML for one policy-gradient step, meta-tests both and a random initialisation for
+0..4 adaptation steps, computes the theory (TEOG, ε, A, Var, the Theorem 3/4 bound) and writes
+DIR/<variance-or-p>-<distance>/summary.json plus two figures. Import-light: JAX loads in run().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from bomrl.errors import check
+
+VARIANCE_HOLE_PROB = {"high": 0.3, "low": 0.1}
+# Appendix A: λ for Alg(1) / Alg(2) / Alg(3).
+PAPER_LAMBDA = {"high": {"kl": 0.5, "rkl": 0.5, "euclid": 0.04}, "low": {"kl": 0.25, "rkl": 0.25, "euclid": 0.02}}
+
+
+@dataclass(frozen=True)
+class FrozenLakeConfig:
+    """Reproduce the Frozen Lake experiments of Section 6.1 (Figures 1, 3, 4) and check the bounds."""
+
+    variance: Literal["high", "low", "both"] = "both"
+    """Task distribution: high (hole probability 0.3) or low (0.1) variance; both runs the two."""
+    distance: Literal["kl", "rkl", "euclid", "all"] = "all"
+    """Within-task distance: kl = d1 (Alg(1)), rkl = d2 (Alg(2)), euclid = d3 (Alg(3)), or all."""
+    size: int = 4
+    """Lake side N (N×N cells). 4 is gymnasium's default FrozenLake map size."""
+    hole_prob: Optional[float] = None
+    """Hole probability per cell in [0, 1); overrides --variance."""
+    tasks: int = 20
+    """Tasks per distribution (the paper uses 20)."""
+    seed: int = 0
+    """Seed of task sampling, Monte-Carlo episodes and the random initialisation."""
+    out: Path = Path("results/frozenlake")
+    """Output directory."""
+    lam: Optional[float] = None
+    """λ for Alg(i); default: the paper's (0.5/0.5/0.04 high, 0.25/0.25/0.02 low variance; with
+    --hole-prob, the high-variance values if p >= 0.2, else the low-variance ones)."""
+    gamma: float = 0.8
+    """Discount factor (the paper's 0.8)."""
+    slip: float = 0.0
+    """Probability that a move slips to a perpendicular direction (gymnasium's slippery lake: 2/3)."""
+    init: Literal["uniform", "start"] = "uniform"
+    """Initial distribution: uniform over non-terminal cells (full support, Remark 1) or the start cell."""
+    q_estimate: Literal["mc", "exact"] = "mc"
+    """Q for adaptation and training: mc = Monte-Carlo episodes (the paper's), exact = linear solves."""
+    rollouts_per_pair: int = 10
+    """mc: episodes started in each (s, a) per data collection."""
+    iterations: int = 300
+    """Meta-training iterations for BO-MRL and MAML."""
+    meta_lr: float = 0.1
+    """Meta step size (Adam) for BO-MRL and MAML."""
+    adapt_steps: int = 4
+    """Meta-test adaptation steps (the figures show 0..4)."""
+    pg_step_size: Optional[float] = None
+    """MAML / random-init inner step η in θ' = φ + η E[∇log π Q]; default 1/(2λ_3) (Appendix H)."""
+    theta_bound: float = 3.0
+    """Bound B on the logits of the optimal softmax policy (finite KL; p(optimal action) ≥ 0.99)."""
+    epsilon: Literal["center", "meta", "remark1"] = "center"
+    """ε of Assumption 2: under the Var-minimising policy (N.2-N.3), the meta-policy, or (1−γ)min ρ."""
+    a_max: Literal["center", "meta", "reward-bound"] = "center"
+    """A of the bound: A'_max (Appendix N.3), the meta-policy's, or r_max/(1−γ)."""
+
+    def validate(self) -> None:
+        check(self.size >= 2, "--size", self.size, "an integer N >= 2")
+        if self.hole_prob is not None:
+            check(0.0 <= self.hole_prob < 1.0, "--hole-prob", self.hole_prob, "in [0, 1)")
+        check(self.tasks >= 1, "--tasks", self.tasks, ">= 1")
+        if self.lam is not None:
+            check(self.lam > 0, "--lam", self.lam, "> 0")
+        check(0.0 < self.gamma < 1.0, "--gamma", self.gamma, "in (0, 1)")
+        check(0.0 <= self.slip <= 1.0, "--slip", self.slip, "in [0, 1]")
+        check(self.rollouts_per_pair >= 1, "--rollouts-per-pair", self.rollouts_per_pair, ">= 1")
+        check(self.iterations >= 0, "--iterations", self.iterations, ">= 0")
+        check(self.meta_lr > 0, "--meta-lr", self.meta_lr, "> 0")
+        check(self.adapt_steps >= 1, "--adapt-steps", self.adapt_steps, ">= 1")
+        if self.pg_step_size is not None:
+            check(self.pg_step_size > 0, "--pg-step-size", self.pg_step_size, "> 0")
+        check(self.theta_bound > 0, "--theta-bound", self.theta_bound, "> 0")
+
+    def cases(self) -> list[tuple[str, float, str, str]]:
+        """[(case label, hole probability, lambda-preset variance, distance)]."""
+        dists = ["kl", "rkl", "euclid"] if self.distance == "all" else [self.distance]
+        if self.hole_prob is not None:
+            preset = "high" if self.hole_prob >= 0.2 else "low"
+            groups = [(f"p{self.hole_prob:g}", self.hole_prob, preset)]
+        else:
+            vs = ["high", "low"] if self.variance == "both" else [self.variance]
+            groups = [(v, VARIANCE_HOLE_PROB[v], v) for v in vs]
+        return [(f"{g}-{d}", p, preset, d) for g, p, preset in groups for d in dists]
+
+
+def run(cfg: FrozenLakeConfig) -> dict:
+    cfg.validate()
+    from bomrl.utils import ensure_out_dir
+
+    out = ensure_out_dir(cfg.out)
+    from bomrl.experiments.frozenlake_run import run_all
+
+    return run_all(cfg, out)
+

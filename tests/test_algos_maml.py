@@ -1,0 +1,163 @@
+"""MAML-TRPO: the meta-gradient through the inner step equals central finite differences of the
+post-adaptation objective, computed by an independent numpy implementation (tabular softmax, float64)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bomrl.algos.data import Data
+from bomrl.algos.maml_trpo import (MamlTrpo, MamlTrpoConfig, adapt_batched, adapted_kl,
+                                   maml_surrogate, reference_quantities)
+from bomrl.core.policies import tabular_softmax
+
+S, A, T, E, H = 3, 2, 2, 2, 3
+ALPHA = 0.5
+
+
+def synthetic(seed, t=T):
+    rng = np.random.default_rng(seed)
+    obs = rng.integers(0, S, size=(t, E, H))
+    act = rng.integers(0, A, size=(t, E, H))
+    adv = rng.normal(size=(t, E, H))
+    rew = rng.normal(size=(t, E, H))
+    mask = np.ones((t, E, H))
+    mask[:, 1, -1] = 0.0     # one truncated episode per task
+    onehot = np.eye(S)[obs]
+    return Data(jnp.asarray(onehot), jnp.asarray(act), jnp.asarray(rew * mask), jnp.asarray(mask),
+                jnp.asarray(rew * mask), jnp.asarray(adv * mask)), (obs, act, adv, mask)
+
+
+def softmax(x):
+    z = np.exp(x - x.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def np_inner_step(theta, raw, kind, logp_old):
+    """θ + α ∇ mean[log π_θ A] (or mean[π_θ/π_old A]) for a tabular softmax, by hand."""
+    obs, act, adv, mask = raw
+    pi = softmax(theta)
+    g = np.zeros_like(theta)
+    n = mask.sum()
+    for idx in np.ndindex(mask.shape):
+        if mask[idx] == 0:
+            continue
+        s, a = obs[idx], act[idx]
+        score = -pi[s].copy()
+        score[a] += 1.0                       # ∇_θ[s] log π(a|s) = e_a − π(·|s)
+        w = 1.0 if kind == "log_likelihood" else pi[s, a] / np.exp(logp_old[idx])
+        g[s] += w * score * adv[idx] / n
+    return theta + ALPHA * g
+
+
+def np_post_objective(phi, pre_raw, post_raw, kind, logp_pre_old, logp_post_old):
+    """mean over tasks of mean_post[π_θ(φ)(a|s)/π_old(a|s) · A]."""
+    vals = []
+    for i in range(T):
+        pre_i = tuple(x[i] for x in pre_raw)
+        theta = np_inner_step(phi, pre_i, kind, logp_pre_old[i])
+        pi = softmax(theta)
+        obs, act, adv, mask = (x[i] for x in post_raw)
+        ratio = pi[obs, act] / np.exp(logp_post_old[i])
+        vals.append((ratio * adv * mask).sum() / mask.sum())
+    return float(np.mean(vals))
+
+
+@pytest.mark.parametrize("kind", ["log_likelihood", "likelihood_ratio"])
+def test_meta_gradient_matches_finite_differences(kind):
+    policy = tabular_softmax(S, A)
+    pre, pre_raw = synthetic(0)
+    post, post_raw = synthetic(1)
+    phi0 = {"theta": jnp.asarray(np.random.default_rng(2).normal(size=(S, A)))}
+    consts = reference_quantities(policy, kind, ALPHA, phi0, (pre,), post)
+    logps_old, _, post_logp_old = consts
+
+    def f(phi):
+        return maml_surrogate(policy, kind, ALPHA, phi, (pre,), post, consts)[0]
+
+    g = np.asarray(jax.grad(f)(phi0)["theta"])
+
+    # the value itself agrees with the numpy implementation at φ0 ...
+    lp_pre, lp_post = np.asarray(logps_old[0]), np.asarray(post_logp_old)
+    base = np.asarray(phi0["theta"])
+    assert float(f(phi0)) == pytest.approx(np_post_objective(base, pre_raw, post_raw, kind, lp_pre, lp_post),
+                                           rel=1e-12, abs=1e-12)
+    # ... and so does its gradient, against central differences of the numpy objective
+    eps = 1e-6
+    fd = np.zeros_like(base)
+    for idx in np.ndindex(base.shape):
+        d = np.zeros_like(base)
+        d[idx] = eps
+        fd[idx] = (np_post_objective(base + d, pre_raw, post_raw, kind, lp_pre, lp_post)
+                   - np_post_objective(base - d, pre_raw, post_raw, kind, lp_pre, lp_post)) / (2 * eps)
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
+    # the second-order path matters: the first-order (FOMAML) gradient is different
+    def first_order(phi):
+        th = adapt_batched(policy, kind, ALPHA, jax.tree.map(lambda x: jnp.broadcast_to(x, (T, *x.shape)), phi0), pre)
+        th = jax.tree.map(lambda t_, p_, p0: t_ + p_ - p0, th, jax.tree.map(lambda x: jnp.broadcast_to(x, (T, *x.shape)), phi),
+                          jax.tree.map(lambda x: jnp.broadcast_to(x, (T, *x.shape)), phi0))
+        lp = jax.vmap(lambda t_, o, a: policy.log_prob(policy.apply(t_, o), a))(th, post.obs, post.act)
+        return jnp.mean(jnp.sum(jnp.exp(lp - post_logp_old) * post.adv * post.mask, (1, 2)) / post.mask.sum((1, 2)))
+    g_fo = np.asarray(jax.grad(first_order)(phi0)["theta"])
+    assert np.max(np.abs(g_fo - g)) > 1e-3
+
+
+def test_adapt_batched_equals_replayed_chain():
+    """The params the sampler used for post-update data equal θ(φ_old) inside the meta-objective."""
+    policy = tabular_softmax(S, A)
+    pre, pre_raw = synthetic(3)
+    phi0 = np.random.default_rng(4).normal(size=(S, A))
+    params_t = {"theta": jnp.broadcast_to(jnp.asarray(phi0), (T, S, A))}
+    out = np.asarray(adapt_batched(policy, "log_likelihood", ALPHA, params_t, pre)["theta"])
+    for i in range(T):
+        want = np_inner_step(phi0, tuple(x[i] for x in pre_raw), "log_likelihood", None)
+        np.testing.assert_allclose(out[i], want, rtol=1e-12, atol=1e-12)
+
+
+def test_trpo_meta_step_respects_adapted_kl_and_improves():
+    policy = tabular_softmax(S, A)
+    pre, _ = synthetic(5)
+    post, _ = synthetic(6)
+    algo = MamlTrpo(MamlTrpoConfig(inner_lr=ALPHA, max_kl=0.01), policy)
+    phi0 = {"theta": jnp.asarray(np.random.default_rng(7).normal(size=(S, A)))}
+    consts = reference_quantities(policy, "log_likelihood", ALPHA, phi0, (pre,), post)
+    assert float(adapted_kl(policy, "log_likelihood", ALPHA, phi0, (pre,), post, consts)) == pytest.approx(0, abs=1e-14)
+    new_phi, m = algo._update_jit(phi0, (pre,), post)
+    assert m["trpo/accepted"] == 1.0
+    kl = float(adapted_kl(policy, "log_likelihood", ALPHA, new_phi, (pre,), post, consts))
+    assert 0 < kl <= 0.01 + 1e-12
+    assert kl == pytest.approx(float(m["trpo/kl"]), rel=1e-10)
+    f = lambda p: float(maml_surrogate(policy, "log_likelihood", ALPHA, p, (pre,), post, consts)[0])  # noqa: E731
+    assert f(new_phi) > f(phi0)
+
+
+def test_config_rejects_bad_values():
+    from bomrl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="inner_lr=-0.1"):
+        MamlTrpoConfig(inner_lr=-0.1)
+    with pytest.raises(ConfigError, match="inner_objective='dice'"):
+        MamlTrpoConfig(inner_objective="dice")
+
+
+def test_fisher_vector_products_of_linearized_kl_are_exact():
+    """The cheap KL used by TRPO has the exact KL's value everywhere and its Hessian at φ_old."""
+    from jax.flatten_util import ravel_pytree
+
+    from bomrl.algos.maml_trpo import adapted_batch, kl_of_adapted, kl_with_linearized_curvature
+
+    policy = tabular_softmax(S, A)
+    pre, _ = synthetic(8)
+    post, _ = synthetic(9)
+    phi0 = {"theta": jnp.asarray(np.random.default_rng(10).normal(size=(S, A)))}
+    consts = reference_quantities(policy, "log_likelihood", ALPHA, phi0, (pre,), post)
+    exact = lambda p: adapted_kl(policy, "log_likelihood", ALPHA, p, (pre,), post, consts)  # noqa: E731
+    cheap = kl_with_linearized_curvature(
+        lambda th: kl_of_adapted(policy, th, post, consts[1]),
+        lambda p: adapted_batch(policy, "log_likelihood", ALPHA, p, (pre,), consts[0]), phi0)
+    flat, unravel = ravel_pytree(phi0)
+    h_exact = jax.hessian(lambda x: exact(unravel(x)))(flat)
+    h_cheap = jax.hessian(lambda x: cheap(unravel(x)))(flat)
+    np.testing.assert_allclose(h_cheap, h_exact, rtol=1e-10, atol=1e-12)
+    p1 = unravel(flat + 0.3 * jnp.asarray(np.random.default_rng(11).normal(size=flat.shape)))
+    assert float(exact(p1)) > 1e-3 and float(cheap(p1)) == pytest.approx(float(exact(p1)), rel=1e-12)

@@ -1,0 +1,112 @@
+"""TRPO meta-step: KL radius measured on its own data, natural-gradient direction, skip paths."""
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from bomrl.core.policies import gaussian_mlp
+from bomrl.core.trpo import make_meta_update, skip_reason, trpo_step
+from bomrl.errors import ConfigError
+
+
+def _problem(seed=0, n=64, obs_dim=3, act_dim=2):
+    policy = gaussian_mlp(obs_dim, act_dim, hidden=(), dtype=jnp.float64)
+    key = jax.random.PRNGKey(seed)
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    params = policy.init(k1)
+    obs = jax.random.normal(k2, (n, obs_dim))
+    old = policy.apply(params, obs)
+    act = policy.sample(old, k3)
+    advs = jax.random.normal(k4, (n,))
+    logp_old = policy.log_prob(old, act)
+
+    def objective(p):
+        return jnp.mean(jnp.exp(policy.log_prob(policy.apply(p, obs), act) - logp_old) * advs)
+
+    def kl(p):
+        return jnp.mean(policy.kl(old, policy.apply(p, obs)))
+
+    return params, objective, kl
+
+
+@pytest.mark.parametrize("seed,max_kl", [(0, 1e-3), (1, 1e-2), (2, 1e-4)])
+def test_step_respects_kl_radius_and_improves(seed, max_kl):
+    params, objective, kl = _problem(seed)
+    new, m = jax.jit(lambda p: trpo_step(objective, kl, p, max_kl=max_kl))(params)
+    assert int(m["trpo/skipped_code"]) == 0 and float(m["trpo/accepted"]) == 1.0
+    measured = float(kl(new))
+    assert 0 < measured <= max_kl
+    assert abs(measured - float(m["trpo/kl"])) < 1e-15
+    assert float(objective(new)) > float(objective(params))
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(new))
+
+
+def test_direction_is_dense_natural_gradient():
+    params, objective, kl = _problem(3)
+    g = jax.grad(objective)(params)
+    new, m = trpo_step(None, kl, params, grad=g, max_kl=1e-4, cg_iters=100, cg_damping=0.0)
+    flat_p, unravel = ravel_pytree(params)
+    fisher = jax.hessian(lambda x: kl(unravel(x)))(flat_p)
+    nat = np.linalg.solve(np.asarray(fisher), np.asarray(ravel_pytree(g)[0]))
+    step = np.asarray(ravel_pytree(new)[0] - flat_p)
+    beta = np.sqrt(2 * 1e-4 / (nat @ np.asarray(fisher) @ nat))
+    # linear-model improvement is positive, so the full step is taken (if its KL is inside the radius)
+    frac = 0.8 ** (int(m["trpo/ls_iterations"]) - 1)
+    np.testing.assert_allclose(step, frac * beta * nat, rtol=1e-6, atol=1e-12)
+    assert float(kl(new)) <= 1e-4
+
+
+def test_failed_line_search_is_skipped_and_logged(caplog):
+    params, objective, kl = _problem(4)
+    bad_dir = jax.tree.map(jnp.negative, jax.grad(objective)(params))  # points downhill
+    with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
+        new, m = trpo_step(objective, kl, params, grad=bad_dir)
+    assert int(m["trpo/skipped_code"]) == 4 and float(m["trpo/accepted"]) == 0.0
+    assert "line search" in skip_reason(m) and "line search" in caplog.text
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nan_gradient_is_skipped(caplog):
+    params, objective, kl = _problem(5)
+    nan_grad = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
+    with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
+        new, m = trpo_step(None, kl, params, grad=nan_grad)
+    assert int(m["trpo/skipped_code"]) == 1 and "non-finite" in caplog.text
+    assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(new))
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_meta_update_methods():
+    params, objective, kl = _problem(6)
+    g = jax.grad(objective)(params)
+    init, update = make_meta_update("sgd", learning_rate=0.5)
+    new, _, _ = update(init(params), params, g)
+    for a, b, c in zip(jax.tree.leaves(new), jax.tree.leaves(params), jax.tree.leaves(g)):
+        np.testing.assert_allclose(a, b + 0.5 * c, atol=1e-14)
+    init, update = make_meta_update("adam", learning_rate=1e-3)
+    new, _, m = update(init(params), params, g, kl_fn=kl)
+    assert float(objective(new)) > float(objective(params)) and "trpo/kl" in m
+    init, update = make_meta_update("trpo", max_kl=1e-3)
+    new, _, m = update(init(params), params, g, kl_fn=kl)
+    assert float(kl(new)) <= 1e-3
+    with pytest.raises(ConfigError, match="meta_update"):
+        make_meta_update("lbfgs")
+
+
+def test_cg_failure_is_skipped(caplog):
+    params, objective, _ = _problem(7)
+
+    def bad_kl(p):  # negative curvature: no trust region exists
+        return -sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
+
+    with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
+        new, m = trpo_step(objective, bad_kl, params)
+    assert int(m["trpo/skipped_code"]) == 2 and "conjugate gradients" in caplog.text
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
+        np.testing.assert_array_equal(a, b)

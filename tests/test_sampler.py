@@ -1,0 +1,163 @@
+"""Multi-task sampler (vector backend): layout, masks against gymnasium replays, determinism,
+no recompilation, input errors, a clean working directory, the bench command."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from bomrl.core.policies import gaussian_mlp
+from bomrl.envs import make_sampler
+from bomrl.errors import ConfigError
+
+
+def _policy_params(sampler, T, seed=0, dtype=None):
+    kw = {} if dtype is None else {"dtype": dtype}
+    policy = gaussian_mlp(sampler.obs_dim, sampler.act_dim, **kw)
+    return policy, jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(seed), T))
+
+
+def test_layout_and_per_task_params():
+    T, E, H = 3, 2, 7
+    with make_sampler("halfcheetah-vel", T, E, H, seed=1) as s:
+        policy, params = _policy_params(s, T)
+        # task 1 acts with a huge constant mean action: its env receives 1.0 (clipped)
+        params["mlp"][-1]["b"] = params["mlp"][-1]["b"].at[1].set(50.0)
+        params["log_std"] = params["log_std"].at[1].set(-20.0)
+        tasks = s.sample_tasks()
+        batch, stats = s.sample(policy, params, tasks, jax.random.PRNGKey(0))
+    assert batch.obs.shape == (T, E, H, 17) and batch.act.shape == (T, E, H, 6)
+    assert batch.rew.shape == batch.mask.shape == (T, E, H) and batch.returns.shape == (T, E)
+    assert (batch.mask == 1).all() and (batch.lengths == H).all() and stats.env_steps == T * E * H
+    assert (batch.act[1] > 40).all()                       # stored unclipped
+    # reward of task 1: -|v - v*| - 0.05 * ||clip(a)||^2 with clip(a) = 1: ctrl cost 0.3 exactly
+    assert np.all(batch.rew[1] <= -0.3 + 1e-6)
+    np.testing.assert_allclose(stats.mean_return, batch.returns.mean(1))
+    np.testing.assert_allclose(batch.returns, batch.rew.astype(np.float64).sum(-1), rtol=1e-5)
+
+
+def test_ant_masks_match_gymnasium_replay():
+    """Episodes that end early end exactly where gymnasium's Ant-v5 terminates on replay."""
+    import gymnasium as gym
+
+    T, E, H = 2, 3, 60
+    with make_sampler("ant-dir", T, E, H, seed=0, dtype=np.float64) as s:
+        policy, params = _policy_params(s, T)
+        tasks = s.sample_tasks()
+        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(3))
+        seeds = s.reset_seeds(0)
+    m = batch.mask
+    assert (np.diff(m, axis=-1) <= 0).all()                 # alive, then dead for good
+    np.testing.assert_array_equal(batch.lengths, m.sum(-1))
+    assert (batch.rew[m == 0] == 0).all() and (batch.obs[m == 0] == 0).all()
+    assert batch.lengths.min() < H                           # this seed has early terminations
+    env = gym.make("Ant-v5")
+    for t in range(T):
+        for e in range(E):
+            obs, _ = env.reset(seed=int(seeds[t * E + e]))
+            length = int(batch.lengths[t, e])
+            for k in range(length):
+                np.testing.assert_array_equal(batch.obs[t, e, k], obs)
+                obs, r, term, _, info = env.step(np.clip(batch.act[t, e, k], -1, 1))
+                assert term == (k == length - 1 and length < H)
+                assert batch.rew[t, e, k] == pytest.approx(r - info["x_velocity"] * (1 - tasks[t, 0]), abs=1e-9)
+
+
+def test_same_seed_same_batch_and_reset_seeds_advance():
+    T, E, H = 2, 2, 10
+    outs = []
+    for _ in range(2):
+        with make_sampler("ant-vel", T, E, H, seed=4) as s:
+            policy, params = _policy_params(s, T)
+            b1, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
+            b2, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
+            outs.append((b1, b2))
+    for x, y in zip(outs[0][0], outs[1][0]):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(outs[0][0].obs[:, :, 0], outs[0][1].obs[:, :, 0])  # new resets per call
+
+
+def test_policy_compiled_once():
+    from bomrl.envs import sampler as sampler_mod
+
+    calls = []
+    orig = sampler_mod._make_act_fn
+
+    def counting(policy):
+        fn = orig(policy)
+        calls.append(fn)
+        return fn
+
+    sampler_mod._make_act_fn = counting
+    try:
+        with make_sampler("halfcheetah-dir", 2, 2, 5, seed=0) as s:
+            policy, params = _policy_params(s, 2)
+            tasks = s.sample_tasks()
+            s.warmup(policy, params)
+            for i in range(3):
+                params = jax.tree_util.tree_map(lambda p: p * 1.01, params)
+                s.sample(policy, params, tasks, jax.random.PRNGKey(i))
+    finally:
+        sampler_mod._make_act_fn = orig
+    assert len(calls) == 1 and calls[0]._cache_size() == 1
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    ({"num_tasks": 0}, "num_tasks"), ({"episodes": -2}, "episodes"), ({"horizon": 0}, "horizon"),
+    ({"backend": "threads"}, "backend"), ({"num_workers": 0}, "num_workers"),
+    ({"family": "cheetah-fast"}, "halfcheetah-vel"),
+])
+def test_bad_arguments_one_line(kwargs, word):
+    args = {"family": "halfcheetah-vel", "num_tasks": 2, "episodes": 2, "horizon": 5} | kwargs
+    with pytest.raises(ConfigError) as err:
+        make_sampler(**args)
+    assert "\n" not in str(err.value) and word in str(err.value)
+
+
+def test_bad_sample_inputs_one_line():
+    with make_sampler("halfcheetah-vel", 2, 1, 3) as s:
+        policy, params = _policy_params(s, 2)
+        with pytest.raises(ConfigError, match="tasks.shape"):
+            s.sample(policy, params, np.zeros((3, 1)), jax.random.PRNGKey(0))
+        _, params3 = _policy_params(s, 3)
+        with pytest.raises(ConfigError, match="leading axis"):
+            s.sample(policy, params3, s.sample_tasks(), jax.random.PRNGKey(0))
+        wrong = gaussian_mlp(5, 6)
+        with pytest.raises(ConfigError, match="obs_dim"):
+            s.sample(wrong, params, s.sample_tasks(), jax.random.PRNGKey(0))
+
+
+def test_nothing_written_to_cwd(tmp_path, monkeypatch, capfd):
+    import mujoco
+
+    from bomrl.envs.locomotion import _asset
+    from bomrl.utils import mujoco_log_path
+
+    monkeypatch.chdir(tmp_path)
+    with make_sampler("halfcheetah-vel", 1, 1, 3) as s:
+        policy, params = _policy_params(s, 1)
+        s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0))
+    log = mujoco_log_path()
+    before = log.read_text() if log.exists() else ""
+    mujoco.MjModel.from_xml_path(str(_asset("half_cheetah.xml")))  # a model that makes MuJoCo log
+    capfd.readouterr()
+    assert os.listdir(tmp_path) == []
+    assert log.exists() and len(log.read_text()) > len(before)
+
+
+def test_bench_sampler_prints_one_json_line(monkeypatch, capsys):
+    from bomrl import cli
+
+    monkeypatch.setattr(cli, "COMMANDS", {"bench sampler": ("bomrl.bench_sampler", "BenchSamplerConfig")})
+    rc = cli.main(["bench", "sampler", "--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2",
+                   "--horizon", "20", "--workers", "1"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0 and len(out) == 1
+    res = json.loads(out[0])
+    assert res["env_steps"] == 80 and res["env_steps_per_s"] > 0 and res["raw_mujoco_steps_per_s"] > 0
+    assert res["ratio"] == pytest.approx(res["env_steps_per_s"] / res["raw_mujoco_steps_per_s"], rel=1e-2)
+    rc = cli.main(["bench", "sampler", "--env", "walker-vel"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "halfcheetah-vel" in err[0] and "walker-vel" in err[0]
