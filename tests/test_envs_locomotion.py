@@ -127,3 +127,17 @@ def test_ant_terminates_when_unhealthy_like_gymnasium():
     assert ref_term and info["reward_survive"] == 0.0
     assert rew[0] == fam.reward(tasks[0], None, act[0], None, info)
     assert abs(rew[0] - ref_rew) < 1e-12          # d = +1: gymnasium's own Ant reward
+
+
+def test_gymnasium_envs_built_quietly(capfd):
+    """gymnasium's HalfCheetah-v5 compiles an XML with the deprecated settotalmass: one MuJoCo
+    warning per env, hundreds per sampler. make_env drops exactly that warning."""
+    import mujoco
+
+    fam = get_family("halfcheetah-dir")
+    envs = [fam.make_env() for _ in range(3)]
+    out = capfd.readouterr()
+    assert "settotalmass" not in out.out + out.err
+    assert mujoco.get_mju_user_warning() is None          # the default handler is back
+    for env in envs:
+        env.close()

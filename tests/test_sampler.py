@@ -161,3 +161,41 @@ def test_bench_sampler_prints_one_json_line(monkeypatch, capsys):
     rc = cli.main(["bench", "sampler", "--env", "walker-vel"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "halfcheetah-vel" in err[0] and "walker-vel" in err[0]
+
+
+def test_discrete_gymnasium_family():
+    """A discrete-action family (CartPole-v1, categorical policy) through the generic loop stepper."""
+    import gymnasium as gym
+
+    from bomrl.core.policies import categorical_mlp
+    from bomrl.envs import TaskFamily
+
+    class CartPoleLength(TaskFamily):
+        name, horizon, task_dim = "cartpole-test", 30, 1
+
+        def make_env(self):
+            return gym.make("CartPole-v1")
+
+        def sample_tasks(self, rng, n):
+            return rng.uniform(0.5, 1.5, size=(n, 1))
+
+        def set_task(self, env, task):
+            env.unwrapped.length = float(task[0]) * 0.5  # pole half-length
+
+        def reward(self, task, obs, action, next_obs, info):
+            return 1.0 - 0.1 * abs(next_obs[0])
+
+    with make_sampler(CartPoleLength(), 2, 3, 30, seed=2, dtype=np.float64) as s:
+        policy = categorical_mlp(s.obs_dim, s.act_dim)
+        params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), 2))
+        tasks = s.sample_tasks()
+        batch, stats = s.sample(policy, params, tasks, jax.random.PRNGKey(1))
+        lengths = [env.unwrapped.length for env in s._stepper.envs]
+    assert batch.act.shape == (2, 3, 30) and batch.act.dtype == np.int64
+    assert set(np.unique(batch.act[batch.mask == 1])) <= {0, 1}
+    np.testing.assert_allclose(lengths, np.repeat(tasks[:, 0] * 0.5, 3))
+    m = batch.mask
+    assert (np.diff(m, axis=-1) <= 0).all() and batch.lengths.min() < 30   # random poles fall
+    nxt = m[..., 1:] == 1                   # steps whose next observation is stored
+    np.testing.assert_allclose(batch.rew[..., :-1][nxt], 1.0 - 0.1 * np.abs(batch.obs[..., 1:, 0][nxt]),
+                               rtol=0, atol=1e-6)  # CartPole observations are float32

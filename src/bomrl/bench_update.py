@@ -11,7 +11,9 @@ Data: with --sample (default), pre-update episodes of φ and post-update episode
 θ'_i are collected by the multi-task MuJoCo sampler (`bomrl.envs`) and timed in the same run
 (sampling_s = both rounds, i.e. everything one meta-update consumes); --no-sample uses synthetic
 data of the same shapes (obs 17, act 6) and reports no sampling time.
-Prints one JSON line; peak memory is the process's ru_maxrss.
+Prints one JSON line; peak memory is the process's ru_maxrss. Besides wall time, every phase's CPU
+time (this process, all threads) is reported, and the CPU-time ratio update/sampling, which other
+jobs on a shared machine disturb less than wall time.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def run(config: BenchUpdateConfig) -> dict:
     E = config.samples // H
     key = jax.random.PRNGKey(config.seed)
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}  # CPU seconds of this process (all threads): less disturbed by other jobs
     sampler = None
     if config.sample:
         from bomrl.envs import get_family, make_sampler
@@ -118,9 +121,10 @@ def run(config: BenchUpdateConfig) -> dict:
         if sampler is not None:
             tasks = sampler.sample_tasks()
             sampler.warmup(policy, per_task(phi))
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             pre, _ = sampler.sample(policy, per_task(phi), tasks, jax.random.fold_in(key, 1))
             timings["sampling_pre_s"] = time.perf_counter() - t0
+            cpu["sampling_pre"] = time.process_time() - c0
             pre = (pre.obs, pre.act, pre.rew, pre.mask)
         else:
             pre = synthetic(jax.random.fold_in(key, 1), per_task(phi))
@@ -157,12 +161,14 @@ def run(config: BenchUpdateConfig) -> dict:
 
         def timed(name, fn, *args):
             out = jax.block_until_ready(fn(*args))          # warm-up (compile)
-            ts = []
+            ts, cs = [], []
             for _ in range(config.repeats):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 out = jax.block_until_ready(fn(*args))
                 ts.append(time.perf_counter() - t0)
+                cs.append(time.process_time() - c0)
             timings[f"{name}_s"] = _median(ts)
+            cpu[name] = _median(cs)
             return out
 
         obs, act, rew, mask = pre
@@ -171,9 +177,10 @@ def run(config: BenchUpdateConfig) -> dict:
         theta, inner_diag = timed("inner", inner, phi, data)
 
         if sampler is not None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             post, _ = sampler.sample(policy, theta, tasks, jax.random.fold_in(key, 2))
             timings["sampling_post_s"] = time.perf_counter() - t0
+            cpu["sampling_post"] = time.process_time() - c0
             post = tuple(jnp.asarray(x, jnp.float32) for x in (post.obs, post.act, post.rew, post.mask))
         else:
             post = synthetic(jax.random.fold_in(key, 2), theta)
@@ -187,6 +194,9 @@ def run(config: BenchUpdateConfig) -> dict:
 
     update_s = sum(timings[k] for k in ("advantages_pre_s", "inner_s", "advantages_post_s", "hypergrad_s", "trpo_s"))
     sampling_s = timings["sampling_pre_s"] + timings["sampling_post_s"] if sampler is not None else None
+    phases = ("advantages_pre", "inner", "advantages_post", "hypergrad", "trpo")
+    update_cpu = sum(cpu[k] for k in phases)
+    sampling_cpu = cpu["sampling_pre"] + cpu["sampling_post"] if sampler is not None else None
     scalar = lambda x: float(np.asarray(x))  # noqa: E731
     result = {
         "tasks": T, "samples_per_task": config.samples, "episodes": E, "horizon": H,
@@ -196,6 +206,9 @@ def run(config: BenchUpdateConfig) -> dict:
         "update_s": round(update_s, 4),
         "sampling_s": round(sampling_s, 4) if sampling_s is not None else "not measured (--no-sample)",
         "update_over_sampling": round(update_s / sampling_s, 4) if sampling_s else None,
+        "update_cpu_s": round(update_cpu, 3),
+        "sampling_cpu_s": round(sampling_cpu, 3) if sampling_cpu is not None else None,
+        "update_over_sampling_cpu": round(update_cpu / sampling_cpu, 4) if sampling_cpu else None,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "inner_grad_norm": round(scalar(jnp.mean(inner_diag["inner/grad_norm"])), 5),
         "inner_kl": round(scalar(jnp.mean(inner_diag["inner/kl"])), 6),

@@ -26,6 +26,7 @@ import numpy as np
 
 from bomrl.algos.data import Data, process_batch
 from bomrl.core.policies import Policy
+from bomrl.errors import check
 
 
 class AlgoState(NamedTuple):
@@ -129,8 +130,6 @@ class MetaAlgorithm:
         Returns a dict: `returns` [steps + 1] mean episode return after 0..steps adaptations,
         `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn.
         """
-        from bomrl.errors import check
-
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         timer = _Timer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]

@@ -78,6 +78,7 @@ class TaskFamily:
         if cached is None:
             import gymnasium as gym
 
+            _quiet_mujoco()
             env = self.make_env()
             try:
                 obs_dim = int(np.prod(env.observation_space.shape))
@@ -129,6 +130,7 @@ class GymLoopStepper:
     """
 
     def __init__(self, family: TaskFamily, num_envs: int):
+        _quiet_mujoco()
         self.family = family
         self.envs = [family.make_env() for _ in range(num_envs)]
         self.obs_dim = family.obs_dim
@@ -163,6 +165,16 @@ class GymLoopStepper:
         for env in self.envs:
             env.close()
         self.envs = []
+
+
+def _quiet_mujoco() -> None:
+    """User families may build MuJoCo envs: send MuJoCo's log file away from the cwd first."""
+    import importlib.util
+
+    if importlib.util.find_spec("mujoco") is not None:
+        from bomrl.utils import configure_mujoco_log
+
+        configure_mujoco_log()
 
 
 # ---- registry ----------------------------------------------------------------------------------

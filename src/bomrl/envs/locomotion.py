@@ -1,6 +1,6 @@
 """The four MuJoCo locomotion task families of the paper's Section 6.2 (SPEC section 5).
 
-Built on gymnasium's HalfCheetah-v5 and Ant-v5 (gymnasium 1.x): the same model XML, frame skip 5
+Built on gymnasium's HalfCheetah-v5 and Ant-v5 (gymnasium 1.x, MuJoCo >= 4.0): the same model XML, frame skip 5
 (dt = 0.05), reset noise (qpos + U[-0.1, 0.1], qvel + 0.1·N(0, 1), drawn exactly as gymnasium
 draws them from `reset(seed=s)`), observation and Ant termination. The environments are stepped
 directly on MjData through `mujoco.batch.Batch` (MuJoCo's C thread pool) instead of through
@@ -22,8 +22,10 @@ z ∉ [0.2, 1.0]); HalfCheetah never terminates. Horizon 200.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +88,28 @@ def reset_noise(seed: int, nq: int, nv: int, scale: float = RESET_NOISE) -> tupl
     return dq, dv
 
 
+@contextlib.contextmanager
+def _drop_settotalmass_warning():
+    """While gymnasium compiles half_cheetah.xml itself: drop MuJoCo's settotalmass deprecation
+    warning (one per env, i.e. hundreds per sampler), pass any other warning on to stderr and the
+    log file. Only around model compilation in this thread, never while a Batch is stepping."""
+    import mujoco
+
+    prev = mujoco.get_mju_user_warning()
+
+    def handler(msg: str) -> None:
+        if "settotalmass" in msg:
+            return
+        print(f"WARNING: {msg}", file=sys.stderr)
+        mujoco.mju_writeLog("WARNING", msg)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(prev)
+
+
 # ---- rewards as pure numpy functions (vectorized over a leading env axis) ------------------------
 def cheetah_reward(kind: str, task: np.ndarray, x_before: np.ndarray, x_after: np.ndarray,
                    action: np.ndarray) -> np.ndarray:
@@ -128,8 +152,12 @@ class MujocoBatchStepper:
 
     def __init__(self, family: "LocomotionFamily", num_envs: int, num_threads: int = 1):
         import mujoco
-        from mujoco import batch as mjbatch
 
+        try:
+            from mujoco import batch as mjbatch
+        except ImportError:
+            raise ConfigError(f"the {family.name} family steps MuJoCo through mujoco.batch, which needs "
+                              f"mujoco>=4.0 (installed: {mujoco.__version__})") from None
         self.family = family
         self.model = load_model(self.xml)
         self.num_envs = num_envs
@@ -247,7 +275,8 @@ class LocomotionFamily(TaskFamily):
         import gymnasium as gym
 
         configure_mujoco_log()
-        return gym.make(self.gym_id, **self.gym_kwargs)
+        with _drop_settotalmass_warning():
+            return gym.make(self.gym_id, **self.gym_kwargs)
 
     def sample_tasks(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.kind == "vel":

@@ -41,7 +41,7 @@ def run_case(cfg: FrozenLakeConfig, tasks, shared: dict, label: str, preset: str
     phi0 = jnp.zeros((S, A))
 
     t0 = time.perf_counter()
-    phi, gnorm = meta_train(tasks, phi0, k_train, lam, "bomrl", distance, sample, shared["train"])
+    phi, gnorm = jax.block_until_ready(meta_train(tasks, phi0, k_train, lam, "bomrl", distance, sample, shared["train"]))
     train_s = time.perf_counter() - t0
 
     bomrl_R, _ = meta_test(tasks, phi, k_test, lam, "alg", distance, cfg.adapt_steps, sample)
@@ -131,7 +131,7 @@ def run_all(cfg: FrozenLakeConfig, out: Path) -> dict:
         key = jax.random.PRNGKey(cfg.seed + 2)
         k_train, k_test, k_rand = jax.random.split(key, 3)
         t0 = time.perf_counter()
-        phi_maml, _ = meta_train(tasks, jnp.zeros((S, A)), k_train, pg_step, "maml", "-", sample, train)
+        phi_maml, _ = jax.block_until_ready(meta_train(tasks, jnp.zeros((S, A)), k_train, pg_step, "maml", "-", sample, train))
         maml_s = time.perf_counter() - t0
         n = cfg.adapt_steps
         maml_R, _ = meta_test(tasks, phi_maml, k_test, pg_step, "pg", "-", n, sample)

@@ -29,11 +29,10 @@ class MCEstimate(NamedTuple):
     env_steps: jax.Array  # scalar, number of simulated transitions
 
 
-def _draw(cdf: jax.Array, key: jax.Array) -> jax.Array:
-    """One draw per row from rows of cumulative probabilities [N, K] by inverse CDF (one uniform
-    per draw: ~K times fewer random numbers than Gumbel-max, which dominates the cost here)."""
-    u = jax.random.uniform(key, cdf.shape[:-1] + (1,), cdf.dtype)
-    return jnp.minimum(jnp.sum(cdf < u * cdf[..., -1:], axis=-1), cdf.shape[-1] - 1)
+def _draw(cdf: jax.Array, u: jax.Array) -> jax.Array:
+    """One draw per row of cumulative probabilities [N, K] by inverse CDF with uniforms u [N]
+    (one uniform per draw: ~K times fewer random numbers than Gumbel-max, the cost that matters)."""
+    return jnp.minimum(jnp.sum(cdf < u[:, None] * cdf[..., -1:], axis=-1), cdf.shape[-1] - 1)
 
 
 def simulate(mdp: TabularMDP, pi: jax.Array, key: jax.Array, s0: jax.Array, a0: jax.Array | None,
@@ -41,22 +40,21 @@ def simulate(mdp: TabularMDP, pi: jax.Array, key: jax.Array, s0: jax.Array, a0: 
     """Episodes from states s0 [N] (first action a0 [N] if given, else drawn from pi).
 
     Returns states [N, H], actions [N, H], rewards [N, H]. Terminal states are absorbing with zero
-    reward, so stepping past the end of an episode adds nothing.
+    reward, so stepping past the end of an episode adds nothing. All uniforms are drawn in one call.
     """
-    k_first, k_steps = jax.random.split(key)
+    n = s0.shape[0]
+    u = jax.random.uniform(key, (horizon + 1, 2, n), pi.dtype)
     P_cdf, pi_cdf = jnp.cumsum(mdp.P, -1), jnp.cumsum(pi, -1)
     if a0 is None:
-        a0 = _draw(pi_cdf[s0], k_first)
+        a0 = _draw(pi_cdf[s0], u[-1, 0])
 
-    def step(carry, k):
+    def step(carry, u_t):
         s, a = carry
-        k_s, k_a = jax.random.split(k)
-        r = mdp.r[s, a]
-        s_next = _draw(P_cdf[s, a], k_s)
-        a_next = _draw(pi_cdf[s_next], k_a)
-        return (s_next, a_next), (s, a, r)
+        s_next = _draw(P_cdf[s, a], u_t[0])
+        a_next = _draw(pi_cdf[s_next], u_t[1])
+        return (s_next, a_next), (s, a, mdp.r[s, a])
 
-    _, (S, A, R) = jax.lax.scan(step, (s0, a0), jax.random.split(k_steps, horizon))
+    _, (S, A, R) = jax.lax.scan(step, (s0, a0), u[:horizon])
     return S.T, A.T, R.T
 
 
@@ -79,13 +77,15 @@ def mc_estimate(mdp: TabularMDP, phi: jax.Array, key: jax.Array, rollouts_per_pa
     Ahat = Q - jnp.sum(pi * Q, -1, keepdims=True)
     score = jax.nn.one_hot(at, A, dtype=pi.dtype) - pi[st]               # [N, H, A]
     weight = (disc * (jnp.arange(horizon) >= 1))[None, :] * Ahat[st, at]  # [N, H]
-    contrib = jnp.einsum("nh,nhs,nha->nsa", weight, jax.nn.one_hot(st, S, dtype=pi.dtype), score)
-    dQ = contrib.reshape(S, A, rollouts_per_pair, S, A).mean(2)
+    pair = jnp.arange(S * A * rollouts_per_pair) // rollouts_per_pair    # start pair of each episode
+    rows = (pair[:, None] * S + st).ravel()                               # (start pair, s_t)
+    dQ = jnp.zeros((S * A * S, A), pi.dtype).at[rows].add((weight[..., None] * score).reshape(-1, A))
+    dQ = dQ.reshape(S, A, S, A) / rollouts_per_pair
 
     # ν̂ from rho: discounted occupancy of the sampled episodes, normalised over the horizon.
     starts = jax.random.choice(k_rho, S, (visitation_episodes,), p=mdp.rho)
     sv, _, _ = simulate(mdp, pi, k_nu, starts, None, horizon)
-    occ = jnp.einsum("h,nhs->s", disc, jax.nn.one_hot(sv, S, dtype=pi.dtype))
+    occ = jnp.zeros(S, pi.dtype).at[sv.ravel()].add(jnp.broadcast_to(disc, sv.shape).ravel())
     nu = occ / occ.sum()
     steps = jnp.asarray((S * A * rollouts_per_pair + visitation_episodes) * horizon)
     return MCEstimate(Q=Q, dQ=dQ, nu=nu, env_steps=steps)
