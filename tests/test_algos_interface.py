@@ -86,7 +86,7 @@ def test_step_and_adapt(name):
 
 
 def test_multi_step_training_draws_fresh_batches():
-    algo = make("maml-trpo", inner_steps=2)
+    algo = make("promp", inner_steps=2)
     sampler = PointSampler()
     _, m = algo.step(algo.init(jax.random.key(0)), sampler, TASKS, jax.random.key(1))
     assert sampler.calls == 3 and m["charts/env_steps"] == 3 * len(TASKS) * E * H

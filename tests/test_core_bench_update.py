@@ -1,4 +1,5 @@
-"""`bomrl bench update`: input errors are one line; a tiny synthetic run produces a complete record."""
+"""`bomrl bench update`: input errors are one-line ConfigErrors raised before any JAX work (the
+benchmark itself is run by hand and recorded in docs/BENCHMARKS.md, not timed in tests)."""
 
 import pytest
 
@@ -11,13 +12,3 @@ def test_bad_sizes_are_one_line_errors():
         run(BenchUpdateConfig(samples=150, horizon=100, sample=False))
     with pytest.raises(ConfigError, match="--tasks=0"):
         run(BenchUpdateConfig(tasks=0, sample=False))
-
-
-def test_tiny_synthetic_update(capsys):
-    out = run(BenchUpdateConfig(tasks=2, samples=20, horizon=10, sample=False, inner_steps=3, cg_iters=2,
-                                repeats=1))
-    for key in ("inner_s", "hypergrad_s", "trpo_s", "update_s", "peak_rss_mib"):
-        assert out[key] > 0
-    assert out["sampling_s"].startswith("not measured")
-    assert out["trpo_kl"] <= 1e-3 and out["trpo_skipped_code"] in (0, 4)
-    assert capsys.readouterr().out.count("\n") == 1  # exactly one JSON line

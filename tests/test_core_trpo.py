@@ -9,7 +9,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from bomrl.core.policies import gaussian_mlp
-from bomrl.core.trpo import make_meta_update, skip_reason, trpo_step
+from bomrl.core.trpo import make_meta_update, policy_fisher_vp, skip_reason, trpo_step
 from bomrl.errors import ConfigError
 
 
@@ -48,7 +48,7 @@ def test_step_respects_kl_radius_and_improves(seed, max_kl):
 def test_direction_is_dense_natural_gradient():
     params, objective, kl = _problem(3)
     g = jax.grad(objective)(params)
-    new, m = trpo_step(None, kl, params, grad=g, max_kl=1e-4, cg_iters=100, cg_damping=0.0)
+    new, m = jax.jit(lambda p, g: trpo_step(None, kl, p, grad=g, max_kl=1e-4, cg_iters=100, cg_damping=0.0))(params, g)
     flat_p, unravel = ravel_pytree(params)
     fisher = jax.hessian(lambda x: kl(unravel(x)))(flat_p)
     nat = np.linalg.solve(np.asarray(fisher), np.asarray(ravel_pytree(g)[0]))
@@ -64,7 +64,7 @@ def test_failed_line_search_is_skipped_and_logged(caplog):
     params, objective, kl = _problem(4)
     bad_dir = jax.tree.map(jnp.negative, jax.grad(objective)(params))  # points downhill
     with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
-        new, m = trpo_step(objective, kl, params, grad=bad_dir)
+        new, m = jax.jit(lambda p, g: trpo_step(objective, kl, p, grad=g))(params, bad_dir)
     assert int(m["trpo/skipped_code"]) == 4 and float(m["trpo/accepted"]) == 0.0
     assert "line search" in skip_reason(m) and "line search" in caplog.text
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
@@ -75,7 +75,7 @@ def test_nan_gradient_is_skipped(caplog):
     params, objective, kl = _problem(5)
     nan_grad = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
     with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
-        new, m = trpo_step(None, kl, params, grad=nan_grad)
+        new, m = jax.jit(lambda p, g: trpo_step(None, kl, p, grad=g))(params, nan_grad)
     assert int(m["trpo/skipped_code"]) == 1 and "non-finite" in caplog.text
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(new))
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
@@ -106,7 +106,26 @@ def test_cg_failure_is_skipped(caplog):
         return -sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
 
     with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
-        new, m = trpo_step(objective, bad_kl, params)
+        new, m = jax.jit(lambda p: trpo_step(objective, bad_kl, p))(params)
     assert int(m["trpo/skipped_code"]) == 2 and "conjugate gradients" in caplog.text
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_gauss_newton_fisher_product_equals_kl_hessian():
+    policy = gaussian_mlp(3, 2, hidden=(5,), dtype=jnp.float64)
+    params = policy.init(jax.random.PRNGKey(8))
+    obs = jax.random.normal(jax.random.PRNGKey(9), (30, 3))
+    weight = jnp.ones(30).at[:4].set(0.0)
+    old = policy.apply(params, obs)
+
+    def kl(p):
+        return jnp.sum(weight * policy.kl(old, policy.apply(p, obs))) / weight.sum()
+
+    v = jax.tree.map(lambda x: jnp.sin(jnp.arange(x.size, dtype=x.dtype)).reshape(x.shape), params)
+    hvp = jax.jvp(jax.grad(kl), (params,), (v,))[1]
+    gn = policy_fisher_vp(policy, params, obs, weight)(v)
+    np.testing.assert_allclose(ravel_pytree(gn)[0], ravel_pytree(hvp)[0], rtol=1e-10, atol=1e-13)
+    new, m = jax.jit(lambda p: trpo_step(lambda q: -kl(q) + q["log_std"].sum(), kl, p, max_kl=1e-3,
+                                         fvp_fn=policy_fisher_vp(policy, p, obs, weight)))(params)
+    assert int(m["trpo/skipped_code"]) == 0 and float(kl(new)) <= 1e-3

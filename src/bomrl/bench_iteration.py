@@ -1,7 +1,9 @@
 """`bomrl bench iteration`: wall time of one meta-iteration (pre-update sampling, adaptation,
 post-update sampling, meta-update) of any algorithm, split into sampling and update time.
 
-Prints one JSON line. Timings are medians over `iterations` timed meta-iterations after `warmup`
+Prints one JSON line. `cpu_s` is the CPU time of this process (all its threads) per iteration; on
+a machine shared with other jobs, cpu_s / cores gives a rough idea of the unloaded wall time.
+Timings are medians over `iterations` timed meta-iterations after `warmup`
 untimed ones (the warm-up compiles everything). The line also carries the pre-/post-update mean
 return of every iteration (warm-up included), so a longer run doubles as a short learning curve:
 
@@ -121,9 +123,10 @@ def run(config: BenchIterationConfig) -> dict:
             evaluate()
         for it in range(config.warmup + config.iterations):
             tasks = sampler.sample_tasks(np.random.default_rng([config.seed, it]))
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
             m["wall_s"] = time.perf_counter() - t0
+            m["cpu_s"] = time.process_time() - c0
             rows.append(m)
         if config.eval_steps:
             evaluate()
@@ -136,6 +139,7 @@ def run(config: BenchIterationConfig) -> dict:
         "backend": config.backend, "workers": workers,
         "seconds_per_iteration": round(_median(wall), 3),
         "sampling_s": round(_median(sampling), 3),
+        "cpu_s": round(_median([r["cpu_s"] for r in timed]), 3),
         "update_s": round(_median([w - s for w, s in zip(wall, sampling)]), 3),
         "adapt_s": round(_median([r["time/adapt_s"] for r in timed]), 3),
         "meta_update_s": round(_median([r["time/update_s"] for r in timed]), 3),

@@ -38,8 +38,9 @@ class BenchSamplerConfig:
     """Episodes per task E."""
     horizon: int = 200
     """Steps per episode H."""
-    backend: Literal["vector", "process"] = "vector"
-    """vector: one process, MuJoCo's C thread pool; process: one worker process per core."""
+    backend: Literal["vector", "process", "ray"] = "vector"
+    """vector: one process, MuJoCo's C thread pool; process: one worker process per core;
+    ray: one Ray actor per core on a local Ray instance (docs/SCALING.md)."""
     workers: int = 0
     """Cores to use, for the sampler and for the raw baseline alike (0: all cores)."""
     repeats: int = 1

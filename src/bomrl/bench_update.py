@@ -7,6 +7,7 @@ Phases (each jitted, timed after a warm-up call, block_until_ready):
   hypergrad    outer policy gradients at θ'_i (post-update data) and the implicit hypergradient
                (CG on Hessian-vector products), vmapped over tasks, averaged
   trpo         TRPO meta-step on the averaged hypergradient, KL on the pre-update data
+               (Fisher-vector products in Gauss–Newton form, `policy_fisher_vp`)
 Data: with --sample (default), pre-update episodes of φ and post-update episodes of the adapted
 θ'_i are collected by the multi-task MuJoCo sampler (`bomrl.envs`) and timed in the same run
 (sampling_s = both rounds, i.e. everything one meta-update consumes); --no-sample uses synthetic
@@ -90,7 +91,7 @@ def run(config: BenchUpdateConfig) -> dict:
     from bomrl.core.inner_solver import solve_inner_tasks
     from bomrl.core.losses import InnerData, make_inner_loss, policy_gradient
     from bomrl.core.policies import gaussian_mlp
-    from bomrl.core.trpo import trpo_step
+    from bomrl.core.trpo import policy_fisher_vp, trpo_step
 
     T, H = config.tasks, config.horizon
     E = config.samples // H
@@ -157,7 +158,8 @@ def run(config: BenchUpdateConfig) -> dict:
             def kl_fn(p):
                 return jnp.sum(w * policy.kl(old, policy.apply(p, obs)))
 
-            return trpo_step(None, kl_fn, phi, grad=hg, max_kl=config.max_kl, cg_iters=config.cg_iters)
+            return trpo_step(None, kl_fn, phi, grad=hg, max_kl=config.max_kl, cg_iters=config.cg_iters,
+                             fvp_fn=policy_fisher_vp(policy, phi, obs, mask))
 
         def timed(name, fn, *args):
             out = jax.block_until_ready(fn(*args))          # warm-up (compile)

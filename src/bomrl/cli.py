@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench sampler": ("bomrl.bench_sampler", "BenchSamplerConfig"),
     "bench iteration": ("bomrl.bench_iteration", "BenchIterationConfig"),
     "bench update": ("bomrl.bench_update", "BenchUpdateConfig"),
+    "train": ("bomrl.workflow.train", "TrainConfig"),
+    "meta-test": ("bomrl.workflow.metatest", "MetaTestConfig"),
+    "plot": ("bomrl.workflow.plot", "PlotConfig"),
 }
 
 

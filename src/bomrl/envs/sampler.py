@@ -23,7 +23,10 @@
 - Backends: "vector" steps all environments in this process (the MuJoCo families on MuJoCo's
   C thread pool with num_workers threads; other families in a Python loop); "process" splits
   them over num_workers worker processes (fresh interpreters running bomrl.envs.worker), which also parallelises
-  families that only have the Python loop. num_workers defaults to the number of CPU cores.
+  families that only have the Python loop; "ray" gives each of num_workers Ray actors a contiguous
+  shard of the tasks, whose whole rollout (policy and environments) runs in the actor, on a local
+  Ray instance or the cluster at `ray_address` (bomrl.envs.ray_sampler, docs/SCALING.md).
+  num_workers defaults to the number of CPU cores.
 - `sampler.close()` (or leaving the `with` block) stops the workers; it is idempotent and never
   hangs (workers are joined with a timeout, then terminated). A worker that dies or raises gives a
   one-line BomrlError instead of a hang.
@@ -46,7 +49,7 @@ from bomrl.core.batch import Batch
 from bomrl.envs.families import TaskFamily, get_family
 from bomrl.errors import BomrlError, ConfigError, check, check_choice
 
-BACKENDS = ("vector", "process")
+BACKENDS = ("vector", "process", "ray")
 
 
 class SampleStats(NamedTuple):
@@ -69,6 +72,13 @@ class SampleStats(NamedTuple):
         }
 
 
+def shard_slices(n: int, parts: int) -> list[slice]:
+    """Split range(n) into min(parts, n) contiguous, near-equal, non-empty slices."""
+    parts = max(1, min(parts, n))
+    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 class ProcessStepper:
     """Stepper interface over worker processes, each stepping a contiguous chunk of the envs."""
 
@@ -81,9 +91,7 @@ class ProcessStepper:
             raise ConfigError(
                 f"backend='process' needs a picklable task family ({family!r} is not: {exc}); "
                 "define it in an importable module or use backend='vector'") from None
-        num_workers = max(1, min(num_workers, num_envs))
-        bounds = np.linspace(0, num_envs, num_workers + 1).round().astype(int)
-        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.slices = shard_slices(num_envs, num_workers)
         self.procs: list[subprocess.Popen] = []
         self.conns: list[Connection] = []
         # Workers are fresh interpreters (`python -m bomrl.envs.worker FD`), not multiprocessing
@@ -185,12 +193,18 @@ def _first_float_dtype(params) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _make_act_fn(policy):
-    """jit(params [T, ...], obs [T, E, obs_dim], key, t) -> actions [T, E, ...]."""
+def _make_act_fn(policy, shard: tuple[int, int, int] | None = None):
+    """jit(params [T, ...], obs [T, E, obs_dim], key, t) -> actions [T, E, ...].
+
+    shard = (lo, hi, T_total): the T = hi - lo tasks are tasks lo..hi-1 of a batch of T_total and
+    use that batch's per-task keys, so a sharded rollout draws exactly the unsharded noise."""
     import jax
 
     def act(params, obs, key, t):
-        keys = jax.random.split(jax.random.fold_in(key, t), obs.shape[0])
+        if shard is None:
+            keys = jax.random.split(jax.random.fold_in(key, t), obs.shape[0])
+        else:
+            keys = jax.random.split(jax.random.fold_in(key, t), shard[2])[shard[0]:shard[1]]
 
         def one_task(p, o, k):
             return policy.sample(policy.apply(p, o), k)
@@ -198,6 +212,64 @@ def _make_act_fn(policy):
         return jax.vmap(one_task)(params, obs, keys)
 
     return jax.jit(act)
+
+
+def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, episodes: int,
+            horizon: int, spaces: tuple, dtype) -> tuple[np.ndarray, ...]:
+    """E episodes of H steps in each of n tasks on `stepper` (n*E envs, env i = task i // E).
+
+    params: pytree with leading axis [n]; tasks [n, task_dim]; seeds [n*E]; spaces as returned by
+    TaskFamily.spaces(). Returns obs [n, E, H, obs_dim], act [n, E, H, (act_dim)], rew [n, E, H]
+    (float64), mask [n, E, H] (float64), policy_seconds, env_seconds.
+    """
+    obs_dim, act_dim, low, high, discrete = spaces
+    T, E, H = tasks.shape[0], episodes, horizon
+    N = T * E
+    obs_dtype = _first_float_dtype(params)
+    act_shape = () if discrete else (act_dim,)
+    obs_buf = np.zeros((T, E, H, obs_dim), dtype)
+    act_buf = np.zeros((T, E, H, *act_shape), np.int64 if discrete else dtype)
+    rew_buf = np.zeros((T, E, H), np.float64)
+    mask = np.zeros((T, E, H), np.float64)
+    alive = np.ones(N, bool)
+
+    env_tasks = np.repeat(tasks, E, axis=0)  # env i = (task i // E, episode i % E)
+    t_env = time.perf_counter()
+    obs = stepper.reset(env_tasks, seeds)
+    env_seconds = time.perf_counter() - t_env
+    policy_seconds = 0.0
+
+    for t in range(H):
+        obs_buf[:, :, t] = obs.reshape(T, E, -1) * alive.reshape(T, E, 1)
+        t0 = time.perf_counter()
+        act = np.asarray(act_fn(params, np.asarray(obs, obs_dtype).reshape(T, E, -1), key, np.int32(t)))
+        t1 = time.perf_counter()
+        act = act.reshape(N, *act_shape)
+        env_act = act if discrete else np.clip(act, low, high).astype(np.float64)
+        obs, rew, term = stepper.step(env_act, alive)
+        policy_seconds += t1 - t0
+        env_seconds += time.perf_counter() - t1
+        a_view = act_buf[:, :, t].reshape(N, *act_shape)
+        a_view[alive] = act[alive]
+        mask[:, :, t] = alive.reshape(T, E)
+        rew_buf[:, :, t] = np.where(alive, rew, 0.0).reshape(T, E)
+        alive = alive & ~np.asarray(term, bool)
+        if not alive.any():
+            break
+    return obs_buf, act_buf, rew_buf, mask, policy_seconds, env_seconds
+
+
+def assemble(obs, act, rew, mask, dtype, t_start: float, policy_seconds: float,
+             env_seconds: float) -> tuple[Batch, SampleStats]:
+    """Batch and SampleStats from rollout arrays [T, E, H, ...] (rew and mask float64)."""
+    returns = rew.sum(-1)
+    lengths = mask.sum(-1).astype(np.int64)
+    batch = Batch(obs=obs, act=act, rew=rew.astype(dtype), mask=mask.astype(dtype),
+                  returns=returns, lengths=lengths)
+    stats = SampleStats(mean_return=returns.mean(1), env_steps=int(lengths.sum()),
+                        seconds=time.perf_counter() - t_start, policy_seconds=policy_seconds,
+                        env_seconds=env_seconds, mean_length=lengths.mean(1))
+    return batch, stats
 
 
 class Sampler:
@@ -216,10 +288,15 @@ class Sampler:
         self.iteration = 0
         self._act_fns: dict[Any, Any] = {}
         self._stepper = None
-        if backend == "vector":
-            self._stepper = family.make_stepper(self.num_envs, self.num_workers)
-        else:
-            self._stepper = ProcessStepper(family, self.num_envs, self.num_workers)
+        self._stepper = self._open()
+
+    def _open(self):
+        """The stepper of all T*E environments (backends "vector" and "process")."""
+        if self.backend == "vector":
+            return self.family.make_stepper(self.num_envs, self.num_workers)
+        if self.backend == "process":
+            return ProcessStepper(self.family, self.num_envs, self.num_workers)
+        raise ConfigError(f"backend={self.backend!r} is invalid for Sampler: use make_sampler(..., backend=...)")
 
     # ---- context manager / cleanup ---------------------------------------------------------------
     def close(self) -> None:
@@ -292,57 +369,21 @@ class Sampler:
         """Roll out E episodes of H steps in each of the T tasks. Shapes in the module docstring."""
         t_start = time.perf_counter()
         tasks = self._check_inputs(policy, params, tasks)
-        T, E, H, N = self.num_tasks, self.episodes, self.horizon, self.num_envs
-        act_fn = self._act_fn(policy)
-        obs_dtype = _first_float_dtype(params)
-
-        act_shape = () if self.discrete else (self.act_dim,)
-        obs_buf = np.zeros((T, E, H, self.obs_dim), self.dtype)
-        act_buf = np.zeros((T, E, H, *act_shape), np.int64 if self.discrete else self.dtype)
-        rew_buf = np.zeros((T, E, H), np.float64)
-        mask = np.zeros((T, E, H), np.float64)
-        alive = np.ones(N, bool)
-
         seeds = self.reset_seeds(self.iteration)
         self.iteration += 1
-        env_tasks = np.repeat(tasks, E, axis=0)  # env i = (task i // E, episode i % E)
-        t_env = time.perf_counter()
-        obs = self._stepper.reset(env_tasks, seeds)
-        env_seconds = time.perf_counter() - t_env
-        policy_seconds = 0.0
-
-        for t in range(H):
-            obs_buf[:, :, t] = obs.reshape(T, E, -1) * alive.reshape(T, E, 1)
-            t0 = time.perf_counter()
-            act = np.asarray(act_fn(params, np.asarray(obs, obs_dtype).reshape(T, E, -1), key, np.int32(t)))
-            t1 = time.perf_counter()
-            act = act.reshape(N, *act_shape)
-            env_act = act if self.discrete else np.clip(act, self.low, self.high).astype(np.float64)
-            obs, rew, term = self._stepper.step(env_act, alive)
-            policy_seconds += t1 - t0
-            env_seconds += time.perf_counter() - t1
-            a_view = act_buf[:, :, t].reshape(N, *act_shape)
-            a_view[alive] = act[alive]
-            mask[:, :, t] = alive.reshape(T, E)
-            rew_buf[:, :, t] = np.where(alive, rew, 0.0).reshape(T, E)
-            alive = alive & ~np.asarray(term, bool)
-            if not alive.any():
-                break
-
-        returns = rew_buf.sum(-1)
-        lengths = mask.sum(-1).astype(np.int64)
-        batch = Batch(obs=obs_buf, act=act_buf, rew=rew_buf.astype(self.dtype), mask=mask.astype(self.dtype),
-                      returns=returns, lengths=lengths)
-        stats = SampleStats(mean_return=returns.mean(1), env_steps=int(lengths.sum()),
-                            seconds=time.perf_counter() - t_start, policy_seconds=policy_seconds,
-                            env_seconds=env_seconds, mean_length=lengths.mean(1))
-        return batch, stats
+        *arrays, policy_seconds, env_seconds = rollout(
+            self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
+            self.horizon, (self.obs_dim, self.act_dim, self.low, self.high, self.discrete), self.dtype)
+        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
 
 
 def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizon: int | None = None,
                  backend: str = "vector", num_workers: int | None = None, seed: int = 0,
-                 dtype=np.float32) -> Sampler:
-    """Build a Sampler; bad arguments raise a one-line ConfigError naming what is allowed."""
+                 dtype=np.float32, ray_address: str | None = None) -> Sampler:
+    """Build a Sampler; bad arguments raise a one-line ConfigError naming what is allowed.
+
+    ray_address (backend "ray" only): None starts (or reuses) a local Ray instance with num_workers
+    CPUs; "auto" or "HOST:PORT" / "ray://HOST:PORT" attaches to a running cluster."""
     fam = get_family(family)
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
         check(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
@@ -355,7 +396,15 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
           "num_workers", num_workers, "None (one per CPU core) or an integer >= 1")
     check(np.dtype(dtype) in (np.float32, np.float64), "dtype", dtype, "float32 or float64")
     check(isinstance(seed, (int, np.integer)) and seed >= 0, "seed", seed, "an integer >= 0")
+    check(ray_address is None or (backend == "ray" and isinstance(ray_address, str) and ray_address.strip()),
+          "ray_address", ray_address, "None, or with backend='ray' a cluster address ('auto', 'HOST:PORT')")
+    if backend == "ray":
+        from bomrl.envs.ray_sampler import RaySampler  # imports Ray (an optional extra) lazily
+
+        return RaySampler(fam, int(num_tasks), int(episodes), int(horizon), num_workers, int(seed), dtype,
+                          ray_address=ray_address)
     return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype)
 
 
-__all__ = ["BACKENDS", "ProcessStepper", "SampleStats", "Sampler", "make_sampler"]
+__all__ = ["BACKENDS", "ProcessStepper", "SampleStats", "Sampler", "assemble", "make_sampler", "rollout",
+           "shard_slices"]

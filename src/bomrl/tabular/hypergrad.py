@@ -88,7 +88,7 @@ def hypergradient(mdp: TabularMDP, phi: jax.Array, lam: float, distance: str,
     """Prop. 1 with exact quantities: (∇_phi J_τ(Alg(pi_phi, λ, τ)) [S, A], diagnostics)."""
     pi = softmax_policy(phi)
     _, Q = evaluate(mdp, pi)
-    theta = inner.adapt(phi, Q, lam, distance)
+    theta = inner.adapt(phi, Q, lam, distance, differentiable=False)
     G = outer_gradient(mdp, theta)
     w, local = implicit_weights(phi, theta, Q, G, lam, distance)
     grad = local + (contract_dq(grad_q_tabular(mdp, pi), w) if include_dq else 0.0)

@@ -60,13 +60,13 @@ def euclid_objective(theta_s, phi_s, q_s, lam):
     return jax.nn.softmax(theta_s) @ q_s - lam * jnp.sum((theta_s - phi_s) ** 2)
 
 
-def _euclid_state(phi_s, q_s, lam, iters):
+def _euclid_state(phi_s, q_s, lam, iters, tol):
     f = lambda th: euclid_objective(th, phi_s, q_s, lam)  # noqa: E731
     grad, hess = jax.grad(f), jax.hessian(f)
     eye = jnp.eye(phi_s.shape[0], dtype=phi_s.dtype)
-    steps = 0.5 ** jnp.arange(40, dtype=phi_s.dtype)
+    steps = 0.5 ** jnp.arange(30, dtype=phi_s.dtype)
 
-    def newton(th, _):
+    def newton(th):
         g, H = grad(th), hess(th)
         # Make the model strictly concave where f is not (possible when λ is small): shift the
         # Hessian's spectrum below -λ. At a strict local maximum the shift is 0 (pure Newton).
@@ -74,32 +74,46 @@ def _euclid_state(phi_s, q_s, lam, iters):
         shift = jnp.maximum(0.0, top + lam)
         d = -jnp.linalg.solve(H - shift * eye, g)
         # Backtracking (Armijo): the first step in 1, 1/2, 1/4, ... that increases f enough.
-        f0 = f(th)
-        vals = jax.vmap(lambda t: f(th + t * d))(steps)
         # The slack of a few ulps lets the full Newton step through once f is flat to round-off;
         # without it, Armijo rejects every step there and convergence stalls near |g| ~ 1e-8.
+        f0 = f(th)
+        vals = jax.vmap(lambda t: f(th + t * d))(steps)
         ok = vals >= f0 + 1e-4 * steps * (g @ d) - 1e-14 * (1.0 + jnp.abs(f0))
         t = jnp.where(jnp.any(ok), steps[jnp.argmax(ok)], 0.0)
-        return th + t * d, None
+        return th + t * d
 
-    theta, _ = jax.lax.scan(newton, phi_s, None, length=iters)
+    if tol is None:  # fixed iteration count: differentiable by unrolling (ground-truth tests)
+        theta, _ = jax.lax.scan(lambda th, _: (newton(th), None), phi_s, None, length=iters)
+        return theta
+
+    def cond(carry):
+        th, k = carry
+        return (k < iters) & (jnp.max(jnp.abs(grad(th))) > tol)
+
+    theta, _ = jax.lax.while_loop(cond, lambda c: (newton(c[0]), c[1] + 1), (phi_s, 0))
     return theta
 
 
-def alg_euclid(phi: jax.Array, Q: jax.Array, lam: float, iters: int = 40) -> jax.Array:
+def alg_euclid(phi: jax.Array, Q: jax.Array, lam: float, iters: int = 40, tol: float | None = None) -> jax.Array:
     """d3: per-state damped Newton ascent on the logits from θ = phi (converges to the local
-    maximum reached from the meta-policy; the unique maximum when λ makes it concave)."""
-    return jax.vmap(_euclid_state, in_axes=(0, 0, None, None))(phi, Q, lam, iters)
+    maximum reached from the meta-policy; the unique maximum when λ makes it concave).
+
+    tol=None runs exactly `iters` steps (reverse-differentiable); a tolerance stops each state once
+    max|∇| ≤ tol (a while loop: faster, used where the solution is not differentiated through,
+    i.e. everywhere the implicit hypergradient is used)."""
+    return jax.vmap(_euclid_state, in_axes=(0, 0, None, None, None))(phi, Q, lam, iters, tol)
 
 
-def adapt(phi: jax.Array, Q: jax.Array, lam: float, distance: str) -> jax.Array:
-    """One-time policy adaptation Alg(pi_phi, λ, τ) given Q^{pi_phi}_τ (exact or estimated)."""
+def adapt(phi: jax.Array, Q: jax.Array, lam: float, distance: str, differentiable: bool = True) -> jax.Array:
+    """One-time policy adaptation Alg(pi_phi, λ, τ) given Q^{pi_phi}_τ (exact or estimated).
+
+    differentiable=False lets the d3 solver stop at convergence (not reverse-differentiable)."""
     if distance == "kl":
         return alg_kl(phi, Q, lam)
     if distance == "rkl":
         return alg_rkl(phi, Q, lam)
     if distance == "euclid":
-        return alg_euclid(phi, Q, lam)
+        return alg_euclid(phi, Q, lam, tol=None if differentiable else 1e-13)
     raise ValueError(f"unknown distance {distance!r}; allowed: {', '.join(DISTANCES)}")
 
 

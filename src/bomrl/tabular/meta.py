@@ -71,7 +71,7 @@ def bomrl_task_gradient(mdp, phi, key, lam, distance, s: SampleSettings, include
     """Prop. 1 hypergradient of one task, exact or estimated  [S, A]."""
     k1, k2 = jax.random.split(key)
     Q, dQ, _ = _data(mdp, phi, k1, s)
-    theta = inner.adapt(phi, Q, lam, distance)
+    theta = inner.adapt(phi, Q, lam, distance, differentiable=False)
     G = _outer_G(mdp, theta, k2, s)
     return hypergrad.hypergradient_from_estimates(phi, theta, Q, dQ, G, lam, distance, include_dq)
 
@@ -89,7 +89,7 @@ def maml_task_gradient(mdp, phi, key, step, s: SampleSettings):
 
 @dataclass(frozen=True)
 class MetaTrainSettings:
-    iterations: int = 300
+    iterations: int = 100
     """Meta-iterations of Algorithm 1 (every iteration uses all tasks of the distribution)."""
     learning_rate: float = 0.1
     """Meta step size (Adam)."""
@@ -137,7 +137,7 @@ def meta_train(tasks: TabularMDP, phi0, key, param: float, algo: str, distance: 
 
 def _adapt(phi, Q, nu, param, kind: str, distance: str):
     if kind == "alg":
-        return inner.adapt(phi, Q, param, distance)
+        return inner.adapt(phi, Q, param, distance, differentiable=False)
     return inner.pg_step(phi, nu, Q, param)
 
 

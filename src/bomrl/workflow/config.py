@@ -1,0 +1,323 @@
+"""`bomrl train` configuration: flags, an optional --config FILE (JSON or TOML), validation.
+
+Precedence: built-in defaults < --config FILE < command-line flags. A flag counts as given when
+its value differs from the built-in default (tyro cannot tell "given equal to the default" from
+"not given"), so to override a file value with the built-in default, edit the file.
+
+Everything is checked by `resolve_train_config` before any work starts; a bad value raises a
+one-line ConfigError naming the value and what is allowed. Import-light (no JAX at import time;
+building the algorithm config imports the algorithm module).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from bomrl.errors import ConfigError, check, check_choice
+
+ALGOS = ("bomrl", "maml-trpo", "promp", "emaml")
+DISTANCES = ("kl", "rkl", "euclid")
+SAMPLERS = ("vector", "process", "ray")
+CONFIG_NAME = "config.json"
+# Fields that may differ from the saved run config on `--resume` (they do not change the numbers).
+RESUME_MUTABLE = ("iterations", "checkpoint_every", "sampler", "ray_address", "workers", "progress",
+                  "tensorboard")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Meta-train an algorithm on a task family; resumable, logged to DIR (see docs/WORKFLOW.md)."""
+
+    env: str = "halfcheetah-vel"
+    """Task family: halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir or any registered one."""
+    algo: Literal["bomrl", "maml-trpo", "promp", "emaml"] = "bomrl"
+    """Meta-RL algorithm."""
+    distance: Optional[str] = None
+    """BO-MRL only: kl = d1 (default), rkl = d2, euclid = d3, or a name registered with
+    bomrl.workflow.distances.register_distance (by a --plugins module)."""
+    lam: Optional[float] = None
+    """BO-MRL only: λ of eq. (7); default the paper's 0.5 (0.4 for rkl on halfcheetah-vel)."""
+    iterations: int = 500
+    """Total meta-iterations (on --resume: the new total, may be raised to train longer)."""
+    tasks: int = 40
+    """Tasks per meta-batch (fresh tasks every iteration)."""
+    episodes: int = 20
+    """Episodes per task and per sampling round."""
+    horizon: Optional[int] = None
+    """Steps per episode; default the family's (200 for the locomotion families)."""
+    seed: int = 0
+    """Seed of the policy initialisation, tasks, resets and action noise."""
+    out: Optional[Path] = None
+    """Run directory; default runs/ENV-ALGO[-DISTANCE]-sSEED."""
+    config: Optional[Path] = None
+    """JSON or TOML file with any of these fields (plus an `algo_config` table of algorithm
+    hyper-parameters); command-line flags win over it."""
+    resume: Optional[Path] = None
+    """Continue the run in this directory from its latest good checkpoint."""
+    checkpoint_every: int = 10
+    """Checkpoint every this many iterations (and always at the end)."""
+    sampler: Literal["vector", "process", "ray"] = "vector"
+    """Sampler backend (results are identical on every backend)."""
+    ray_address: Optional[str] = None
+    """--sampler ray: address of a Ray cluster (default: start a local Ray instance)."""
+    workers: int = 0
+    """Sampler threads/processes (0: one per CPU core)."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the tanh Gaussian MLP policy."""
+    init_std: float = 1.0
+    """Initial standard deviation of the Gaussian policy."""
+    set: tuple[str, ...] = ()
+    """Algorithm hyper-parameter overrides NAME=VALUE, e.g. --set inner_steps_adam=20 max_kl=0.01."""
+    progress: bool = True
+    """Show a progress bar (ETA, live post-adaptation return)."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files to DIR/tb."""
+    plugins: tuple[str, ...] = ()
+    """Python modules to import first (they may register task families and distances)."""
+
+
+_DEFAULT = TrainConfig()
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+# ---- config files -------------------------------------------------------------------------------
+def read_config_file(path: Path) -> dict:
+    """Parse a JSON or TOML file into a dict (one-line ConfigError on any problem)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"--config={str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            data = tomllib.loads(raw.decode())
+        elif path.suffix.lower() == ".json":
+            data = json.loads(raw.decode())
+        else:
+            raise ConfigError(f"--config={str(path)!r} is invalid: must end in .json or .toml")
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"--config={str(path)!r} is not valid {path.suffix[1:].upper()}: {msg}") from None
+    check(isinstance(data, dict), "--config", str(path), "a JSON object or TOML document of NAME = VALUE")
+    return data
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """Check/convert a config-file value to the type of TrainConfig field `name`."""
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if value is None:
+        check(optional, f"{name} (in {where})", value, "a value (it is not optional)")
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    origin = typing.get_origin(base)
+
+    def bad(allowed: str):
+        raise ConfigError(f"{name}={value!r} (in {where}) is invalid: must be {allowed}")
+
+    if origin is Literal:
+        if value not in typing.get_args(base):
+            bad("one of " + ", ".join(typing.get_args(base)))
+        return value
+    if base is bool:
+        return value if isinstance(value, bool) else bad("true or false")
+    if base is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else bad("an integer")
+    if base is float:
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else bad("a number")
+    if base is str:
+        return value if isinstance(value, str) else bad("a string")
+    if base is Path:
+        return Path(value) if isinstance(value, str) else bad("a path string")
+    if origin is tuple:
+        elem = typing.get_args(base)[0]
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, elem) and not isinstance(v, bool) for v in value):
+            bad(f"a list of {elem.__name__}")
+        return tuple(value)
+    raise AssertionError(f"unhandled field type {hint}")  # pragma: no cover
+
+
+def config_from_mapping(data: dict, where: str) -> tuple[dict, dict]:
+    """Split a parsed file into (TrainConfig field values, algo_config overrides)."""
+    values, algo_overrides = {}, {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name == "algo_config":
+            check(isinstance(value, dict), f"algo_config (in {where})", value, "a table of NAME = VALUE")
+            algo_overrides.update(value)
+            continue
+        if name not in _FIELDS or name in ("config", "resume"):
+            allowed = ", ".join(n for n in _FIELDS if n not in ("config", "resume"))
+            raise ConfigError(f"{key!r} (in {where}) is not a train setting: allowed are {allowed}, algo_config")
+        values[name] = _coerce(name, value, where)
+    return values, algo_overrides
+
+
+def _given(cli: TrainConfig) -> dict:
+    """Flags whose value differs from the built-in default (= given on the command line)."""
+    return {n: getattr(cli, n) for n in _FIELDS if getattr(cli, n) != getattr(_DEFAULT, n)}
+
+
+# ---- algorithm configs ----------------------------------------------------------------------------
+def parse_overrides(cfg_cls, items: tuple[str, ...]) -> dict:
+    """NAME=VALUE strings -> {name: typed value} against the fields of an algorithm config class."""
+    out = {}
+    for item in items:
+        name, sep, raw = str(item).partition("=")
+        out.update(typed_overrides(cfg_cls, {name: raw} if sep else {item: None}, raw_strings=True))
+    return out
+
+
+def typed_overrides(cfg_cls, mapping: dict, raw_strings: bool = False) -> dict:
+    """Check names against cfg_cls fields and convert values to the default's type."""
+    fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
+    defaults = cfg_cls()
+    out = {}
+    for name, value in mapping.items():
+        if name not in fields or (raw_strings and value is None):
+            raise ConfigError(f"algorithm setting {name!r} is invalid: must be NAME=VALUE with NAME one of "
+                              f"{', '.join(fields)}")
+        default = getattr(defaults, name)
+        try:
+            if isinstance(default, bool):
+                if isinstance(value, str):
+                    check(value.lower() in ("true", "false", "1", "0"), name, value, "true or false")
+                    value = value.lower() in ("true", "1")
+                check(isinstance(value, bool), name, value, "true or false")
+            elif isinstance(default, int):
+                check(not isinstance(value, (bool, float)), name, value, "an integer")
+                value = int(value)
+            elif isinstance(default, float):
+                check(not isinstance(value, bool), name, value, "a number")
+                value = float(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r} is invalid: must be a {type(default).__name__}") from None
+        out[name] = value
+    return out
+
+
+def paper_lambda(env: str, distance: str) -> float:
+    """λ of the paper's Appendix B: 0.5, except 0.4 for Alg(2) (rkl) on HalfCheetah velocity."""
+    return 0.4 if (distance == "rkl" and env == "halfcheetah-vel") else 0.5
+
+
+def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
+    """The algorithm's frozen config from --algo/--distance/--lam/--set (+ file overrides)."""
+    from bomrl.algos import get_algorithm
+
+    _, cfg_cls = get_algorithm(cfg.algo)
+    kwargs = typed_overrides(cfg_cls, dict(extra or {}))
+    kwargs.update(parse_overrides(cfg_cls, cfg.set))
+    if cfg.algo == "bomrl":
+        # a user distance (workflow.distances) is applied to the built algorithm; "kl" is its placeholder
+        builtin = cfg.distance if cfg.distance in DISTANCES else None
+        kwargs.setdefault("distance", builtin or "kl")
+        kwargs.setdefault("lam", cfg.lam if cfg.lam is not None else paper_lambda(cfg.env, kwargs["distance"]))
+    try:
+        return cfg_cls(**kwargs)
+    except TypeError as exc:  # pragma: no cover - guarded by typed_overrides
+        raise ConfigError(f"algorithm config: {exc}") from None
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    dist = f"-{cfg.distance or 'kl'}" if cfg.algo == "bomrl" else ""
+    return Path("runs") / f"{cfg.env}-{cfg.algo}{dist}-s{cfg.seed}"
+
+
+# ---- validation ---------------------------------------------------------------------------------------
+def validate(cfg: TrainConfig) -> None:
+    """One-line ConfigError for the first invalid value (before any work starts)."""
+    from bomrl.envs import family_names
+    from bomrl.workflow.distances import distance_names, import_plugins
+
+    import_plugins(cfg.plugins)
+    check_choice("--env", cfg.env, family_names())
+    check_choice("--algo", cfg.algo, ALGOS)
+    if cfg.distance is not None:
+        check_choice("--distance", cfg.distance, distance_names())
+        check(cfg.algo == "bomrl", "--distance", cfg.distance, f"unset for --algo {cfg.algo} (BO-MRL only)")
+    if cfg.lam is not None:
+        check(cfg.algo == "bomrl", "--lam", cfg.lam, f"unset for --algo {cfg.algo} (BO-MRL only)")
+        check(cfg.lam > 0, "--lam", cfg.lam, "> 0")
+    for name in ("iterations", "tasks", "episodes", "checkpoint_every"):
+        value = getattr(cfg, name)
+        check(isinstance(value, int) and value >= 1, "--" + name.replace("_", "-"), value, "an integer >= 1")
+    if cfg.horizon is not None:
+        check(cfg.horizon >= 1, "--horizon", cfg.horizon, "an integer >= 1")
+    check(cfg.seed >= 0, "--seed", cfg.seed, "an integer >= 0")
+    check(cfg.workers >= 0, "--workers", cfg.workers, "0 (one per core) or an integer >= 1")
+    check(len(cfg.hidden) >= 1 and all(h >= 1 for h in cfg.hidden), "--hidden", cfg.hidden,
+          "one or more layer sizes >= 1")
+    check(cfg.init_std > 0, "--init-std", cfg.init_std, "> 0")
+    check_choice("--sampler", cfg.sampler, SAMPLERS)
+    if cfg.sampler == "ray":
+        from bomrl.envs import BACKENDS
+
+        check("ray" in BACKENDS, "--sampler", cfg.sampler,
+              f"one of {', '.join(BACKENDS)} (the ray backend is not available in this install)")
+    else:
+        check(cfg.ray_address is None, "--ray-address", cfg.ray_address, "unset unless --sampler ray")
+
+
+def config_to_json(cfg: TrainConfig) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(cfg).items()}
+
+
+def config_from_json(data: dict, where: str) -> TrainConfig:
+    values, _ = config_from_mapping({k: v for k, v in data.items() if k not in ("config", "resume")}, where)
+    return TrainConfig(**values)
+
+
+def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, bool]:
+    """Merge defaults < --config FILE < flags (or the saved config on --resume), validate.
+
+    Returns (config, algo_config overrides from files, run directory, resuming?).
+    """
+    given = _given(cli)
+    if cli.resume is not None:
+        run_dir = Path(cli.resume)
+        saved_path = run_dir / CONFIG_NAME
+        check(saved_path.is_file(), "--resume", str(run_dir), f"a run directory containing {CONFIG_NAME}")
+        try:
+            saved = json.loads(saved_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{saved_path} cannot be read ({exc})") from None
+        base = config_from_json(saved.get("train", {}), str(saved_path))
+        algo_extra = dict(saved.get("algo_config", {}))
+        changes = {}
+        for name, value in given.items():
+            if name in ("resume", "out", "config"):
+                continue
+            if name not in RESUME_MUTABLE and value != getattr(base, name):
+                raise ConfigError(f"--{name.replace('_', '-')}={value!r} is invalid with --resume: the run "
+                                  f"was started with {getattr(base, name)!r}; only "
+                                  f"{', '.join('--' + n.replace('_', '-') for n in RESUME_MUTABLE)} may change")
+            changes[name] = value
+        cfg = dataclasses.replace(base, **changes, out=run_dir, resume=None, config=None)
+        validate(cfg)
+        return cfg, algo_extra, run_dir, True
+
+    values, algo_extra = {}, {}
+    if cli.config is not None:
+        values, algo_extra = config_from_mapping(read_config_file(cli.config), str(cli.config))
+    file_set = tuple(values.get("set", ()))
+    values.update({k: v for k, v in given.items() if k != "config"})
+    values["set"] = file_set + tuple(cli.set)
+    cfg = dataclasses.replace(_DEFAULT, **values)
+    validate(cfg)
+    run_dir = Path(cfg.out) if cfg.out is not None else default_out(cfg)
+    cfg = dataclasses.replace(cfg, out=run_dir, config=None)
+    return cfg, algo_extra, run_dir, False

@@ -1,0 +1,133 @@
+"""Run logging: DIR/metrics.csv (one row per meta-iteration), TensorBoard, a rich progress bar.
+
+metrics.csv columns: `iteration` (1-based count of completed meta-iterations), `pre_return`,
+`post_return` (mean episode return before / after adaptation), `env_steps` (cumulative),
+`wall_s` (cumulative training wall time, resumes included), then every other metric of the
+algorithm by its namespaced key (`losses/`, `inner/`, `trpo/`, `cg/`, `time/`, ...), sorted.
+Wall-clock columns are `wall_s` and `time/*`; all other columns are deterministic in the seed.
+
+Each row is appended and flushed as soon as the iteration ends. On resume from a checkpoint at
+iteration k, rows after k (written by the interrupted run after its last checkpoint) and a torn
+last line are dropped first, so the file ends up as if the run had never stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+
+from bomrl.utils import atomic_write_bytes
+
+HEAD = ("iteration", "pre_return", "post_return", "env_steps", "wall_s")
+CSV_NAME = "metrics.csv"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """Rows of a metrics.csv as dicts of floats (iteration as int); complete rows only."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):  # torn last line of a killed writer
+        text = text[: text.rfind("\n") + 1]
+    rows = []
+    reader = csv.DictReader(io.StringIO(text))
+    for raw in reader:
+        if None in raw or any(v is None for v in raw.values()):
+            continue
+        row = {k: (float(v) if v != "" else math.nan) for k, v in raw.items()}
+        row["iteration"] = int(row["iteration"])
+        rows.append(row)
+    return rows
+
+
+class MetricsLogger:
+    """Appends iteration rows to DIR/metrics.csv and (optionally) TensorBoard DIR/tb."""
+
+    def __init__(self, run_dir: Path, start_iteration: int = 0, tensorboard: bool = True):
+        self.path = Path(run_dir) / CSV_NAME
+        self.columns: list[str] | None = None
+        if self.path.exists():
+            # keep rows up to the checkpoint, rewrite atomically (drops a torn last line as well)
+            text = self.path.read_text()
+            lines = text.splitlines(keepends=True)
+            if lines:
+                self.columns = next(csv.reader([lines[0]]))
+                keep = [lines[0]]
+                for line in lines[1:]:
+                    if not line.endswith("\n"):
+                        break
+                    it = line.split(",", 1)[0]
+                    if it.isdigit() and int(it) <= start_iteration:
+                        keep.append(line)
+                atomic_write_bytes(self.path, "".join(keep).encode())
+        self._file = open(self.path, "a", newline="")
+        self._tb = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            kwargs = {"purge_step": start_iteration + 1} if start_iteration > 0 else {}
+            self._tb = SummaryWriter(logdir=str(Path(run_dir) / "tb"), flush_secs=30, **kwargs)
+
+    def log(self, row: dict) -> None:
+        """row: {column: float}; the first row fixes the columns (HEAD first, then sorted keys)."""
+        if self.columns is None:
+            self.columns = list(HEAD) + sorted(k for k in row if k not in HEAD)
+            self._file.write(",".join(self.columns) + "\n")
+        values = []
+        for c in self.columns:
+            v = row.get(c, "")
+            values.append(str(int(v)) if c == "iteration" else (repr(float(v)) if v != "" else ""))
+        self._file.write(",".join(values) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            step = int(row["iteration"])
+            for k, v in row.items():
+                if k != "iteration":
+                    name = k if "/" in k else f"charts/{k}"
+                    self._tb.add_scalar(name, float(v), step)
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.flush()
+            self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+class ProgressBar:
+    """rich progress bar: iterations done / total, elapsed, ETA, live post-adaptation return."""
+
+    def __init__(self, total: int, start: int, enabled: bool = True, description: str = "train"):
+        self._progress = None
+        if not enabled:
+            return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"), transient=False)
+        self._task = self._progress.add_task(description, total=total, completed=start, status="")
+        self._progress.start()
+
+    def update(self, completed: int, pre: float, post: float) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed,
+                                  status=f"pre {pre:9.2f}  post {post:9.2f}")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

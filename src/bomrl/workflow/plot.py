@@ -1,0 +1,185 @@
+"""`bomrl plot RUN... [--out DIR]`: the paper's figure styles from run directories.
+
+- DIR/fig2_adaptation.png (Fig. 2 style): meta-test return vs number of adaptation steps, one panel
+  per env, one line per method (from RUN/meta_test.json).
+- DIR/fig5_training.png (Fig. 5 style): post-adaptation return vs meta-iteration, one panel per
+  env (from RUN/metrics.csv).
+- DIR/summary.md: the Fig. 2 numbers as a markdown table.
+
+RUN is a run directory (with config.json) or a directory whose sub-directories are runs. Runs of
+the same env and method with different seeds are averaged; the band / error bar is the standard
+error over seeds (over test tasks when there is a single seed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import tyro
+
+from bomrl.errors import ConfigError, check
+
+DIST_LABEL = {"kl": "d1", "rkl": "d2", "euclid": "d3", "d1": "d1", "d2": "d2", "d3": "d3"}
+ALGO_LABEL = {"maml-trpo": "MAML-TRPO", "promp": "ProMP", "emaml": "E-MAML"}
+
+
+@dataclass(frozen=True)
+class PlotConfig:
+    """Plot meta-test (Fig. 2 style) and meta-training curves (Fig. 5 style) of runs as PNG."""
+
+    runs: tyro.conf.Positional[tuple[Path, ...]]
+    """Run directories, or directories containing run directories."""
+    out: Optional[Path] = None
+    """Output directory (default: PARENT/plots next to the first run)."""
+    smooth: int = 1
+    """Moving-average window (iterations) for the training curves."""
+
+
+def find_runs(paths) -> list[Path]:
+    """Expand RUN arguments into run directories (those holding config.json)."""
+    runs = []
+    for p in map(Path, paths):
+        if (p / "config.json").is_file():
+            runs.append(p)
+        elif p.is_dir() and any((c / "config.json").is_file() for c in p.iterdir()):
+            runs.extend(sorted(c for c in p.iterdir() if (c / "config.json").is_file()))
+        else:
+            raise ConfigError(f"RUN={str(p)!r} is invalid: must be a run directory (with config.json) "
+                              "or a directory of run directories")
+    return runs
+
+
+def run_label(train_cfg: dict, algo_cfg: dict) -> str:
+    if train_cfg["algo"] == "bomrl":
+        dist = train_cfg.get("distance") or algo_cfg.get("distance", "kl")
+        return f"BO-MRL {DIST_LABEL.get(dist, dist)}"
+    return ALGO_LABEL.get(train_cfg["algo"], train_cfg["algo"])
+
+
+def _smooth(y, w: int):
+    import numpy as np
+
+    if w <= 1 or len(y) < 2:
+        return np.asarray(y)
+    c = np.cumsum(np.insert(np.asarray(y, float), 0, 0.0))
+    out = np.empty(len(y))
+    for i in range(len(y)):   # trailing window, shorter at the start
+        lo = max(0, i + 1 - w)
+        out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+    return out
+
+
+def collect(runs: list[Path]):
+    """{env: {label: [run info]}} with the metrics rows and meta-test results of every run."""
+    from bomrl.workflow.logging import read_metrics
+
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        saved = json.loads((r / "config.json").read_text())
+        train_cfg, algo_cfg = saved["train"], saved.get("algo_config", {})
+        mt_path = r / "meta_test.json"
+        info = {"dir": r, "seed": train_cfg["seed"], "metrics": read_metrics(r / "metrics.csv"),
+                "meta_test": json.loads(mt_path.read_text()) if mt_path.is_file() else None}
+        groups[train_cfg["env"]][run_label(train_cfg, algo_cfg)].append(info)
+    return groups
+
+
+def _mean_sem(rows):
+    """Mean and standard error over the first axis (0 error for one row)."""
+    import numpy as np
+
+    a = np.asarray(rows, float)
+    sem = a.std(axis=0, ddof=1) / math.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros(a.shape[1:])
+    return a.mean(axis=0), sem
+
+
+def run(config: PlotConfig) -> dict:
+    check(len(config.runs) >= 1, "RUN", config.runs, "at least one run directory")
+    check(config.smooth >= 1, "--smooth", config.smooth, "an integer >= 1")
+    runs = find_runs(config.runs)
+    first = Path(config.runs[0])
+    out = Path(config.out) if config.out is not None else (
+        (first.parent if (first / "config.json").is_file() else first) / "plots")
+    from bomrl.utils import ensure_out_dir
+
+    out = ensure_out_dir(out)
+    groups = collect(runs)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    envs = sorted(groups)
+    written = {}
+
+    # Fig. 2 style: return vs adaptation steps
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.6), squeeze=False)
+    table = ["| env | method | seeds | tasks | return after 0, 1, ... adaptations (± s.e.) |",
+             "| --- | --- | --- | --- | --- |"]
+    any_mt = False
+    for ax, env in zip(axes[0], envs):
+        for label, infos in sorted(groups[env].items()):
+            mts = [i["meta_test"] for i in infos if i["meta_test"] is not None]
+            if not mts:
+                continue
+            any_mt = True
+            k = min(len(m["returns"]) for m in mts)
+            mean, sem = _mean_sem([m["returns"][:k] for m in mts])
+            if len(mts) == 1:
+                sem = np.asarray(mts[0]["stderr"][:k])
+            ax.errorbar(np.arange(k), mean, yerr=sem, marker="o", capsize=3, label=label)
+            cells = ", ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, sem))
+            table.append(f"| {env} | {label} | {len(mts)} | {mts[0]['tasks']} | {cells} |")
+        ax.set_title(env)
+        ax.set_xlabel("adaptation steps")
+        ax.set_ylabel("average return")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if any_mt:
+        fig.tight_layout()
+        fig.savefig(out / "fig2_adaptation.png", dpi=120)
+        written["fig2"] = str(out / "fig2_adaptation.png")
+        (out / "summary.md").write_text("\n".join(table) + "\n")
+        written["summary"] = str(out / "summary.md")
+    plt.close(fig)
+
+    # Fig. 5 style: meta-training curves
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.6), squeeze=False)
+    any_curve = False
+    for ax, env in zip(axes[0], envs):
+        for label, infos in sorted(groups[env].items()):
+            curves = [i["metrics"] for i in infos if i["metrics"]]
+            if not curves:
+                continue
+            any_curve = True
+            n = min(len(c) for c in curves)
+            x = np.asarray([row["iteration"] for row in curves[0][:n]])
+            mean, sem = _mean_sem([_smooth([row["post_return"] for row in c[:n]], config.smooth) for c in curves])
+            (line,) = ax.plot(x, mean, label=label)
+            if len(curves) > 1:
+                ax.fill_between(x, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
+        ax.set_title(env)
+        ax.set_xlabel("meta-iteration")
+        ax.set_ylabel("post-adaptation return")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if any_curve:
+        fig.tight_layout()
+        fig.savefig(out / "fig5_training.png", dpi=120)
+        written["fig5"] = str(out / "fig5_training.png")
+    plt.close(fig)
+
+    if not written:
+        raise ConfigError("nothing to plot: the runs have no metrics.csv rows and no meta_test.json")
+    print(f"plot: {len(runs)} runs -> " + ", ".join(written.values()), file=sys.stderr)
+    return written

@@ -1,0 +1,198 @@
+"""`bomrl train`: meta-train an algorithm on a task family, resumable and logged.
+
+    bomrl train --env halfcheetah-vel --algo bomrl --distance kl --iterations 100 --out runs/x
+    bomrl train --resume runs/x                # after a crash, kill or to extend --iterations
+
+Determinism: everything random in meta-iteration i (0-based) is a function of (seed, i) only:
+the tasks come from np.random.default_rng([seed, i]), the algorithm's key is
+fold_in(PRNGKey(seed), i + 1) (fold_in(·, 0) initialises the policy), and the sampler's call
+counter, which fixes the environment reset seeds (bomrl.envs.sampler), is set to
+i · SAMPLER_CALL_STRIDE before the iteration. A run resumed from the checkpoint at iteration k
+therefore produces exactly the metrics of an uninterrupted run (wall-clock columns aside).
+
+Run directory: config.json (full config, algorithm hyper-parameters included), metrics.csv,
+tb/ (TensorBoard), ckpt-NNNNNN.bomrl (the last two checkpoints).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from bomrl.errors import BomrlError, ConfigError
+from bomrl.utils import atomic_write_json, ensure_out_dir
+from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
+                                   config_to_json, resolve_train_config)
+
+__all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_sampler", "make_algo",
+           "SAMPLER_CALL_STRIDE"]
+
+SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an iteration makes k + 1)
+
+
+def make_policy(cfg: TrainConfig, sampler):
+    from bomrl.core.policies import gaussian_mlp
+
+    if sampler.discrete:
+        from bomrl.core.policies import categorical_mlp
+
+        return categorical_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden))
+    return gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), init_std=cfg.init_std)
+
+
+def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
+    from bomrl.envs import make_sampler
+
+    extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
+    return make_sampler(cfg.env, num_tasks, cfg.episodes, cfg.horizon, backend=cfg.sampler,
+                        num_workers=cfg.workers or None, seed=seed, **extra)
+
+
+def load_run(run_dir: Path):
+    """(TrainConfig, algorithm config) saved in a run directory; one-line ConfigError if unusable."""
+    import json
+
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"run directory {str(run_dir)!r} is invalid: it has no {CONFIG_NAME} "
+                          "(start one with `bomrl train --out DIR`)")
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} cannot be read ({exc})") from None
+    cfg = config_from_json(saved.get("train", {}), str(path))
+    from bomrl.workflow.distances import import_plugins
+
+    import_plugins(cfg.plugins)
+    return cfg, build_algo_config(cfg, saved.get("algo_config", {}))
+
+
+def make_algo(cfg: TrainConfig, algo_cfg, policy):
+    """The algorithm object (with a registered user distance applied, see workflow.distances)."""
+    from bomrl.algos import get_algorithm
+    from bomrl.workflow.distances import apply_distance
+
+    algo_cls, _ = get_algorithm(cfg.algo)
+    algo = algo_cls(algo_cfg, policy)
+    return apply_distance(algo, cfg.distance) if cfg.algo == "bomrl" else algo
+
+
+def run(config: TrainConfig) -> dict:
+    return train(config)
+
+
+def train(config: TrainConfig) -> dict:
+    """Run (or resume) meta-training; returns a summary dict. See the module docstring."""
+    cfg, algo_extra, run_dir, resuming = resolve_train_config(config)
+    algo_cfg = build_algo_config(cfg, algo_extra)           # algorithm values validated here
+    from bomrl.workflow.checkpoint import list_checkpoints, load_latest, restore_tree, save_checkpoint
+
+    if not resuming:
+        run_dir = ensure_out_dir(run_dir)
+        if (run_dir / CONFIG_NAME).exists() or list_checkpoints(run_dir):
+            raise ConfigError(f"--out={str(run_dir)!r} already holds a run: continue it with "
+                              f"--resume {run_dir} or choose another --out")
+    ckpt = None
+    if resuming and list_checkpoints(run_dir):   # killed before its first checkpoint: start over
+        ckpt = load_latest(run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
+        if ckpt.iteration >= cfg.iterations:
+            print(f"train: {run_dir} already has {ckpt.iteration} of {cfg.iterations} iterations "
+                  "(pass a larger --iterations to continue)", file=sys.stderr)
+            return {"run_dir": str(run_dir), "iterations": ckpt.iteration, "resumed_from": ckpt.iteration}
+
+    import jax
+    import numpy as np
+
+    from bomrl.workflow.logging import MetricsLogger, ProgressBar
+
+    sampler = make_run_sampler(cfg, cfg.tasks, cfg.seed)
+    logger = bar = None
+    done = saved = 0
+    try:
+        cfg = dataclasses.replace(cfg, horizon=sampler.horizon)
+        atomic_write_json(run_dir / CONFIG_NAME, {"train": config_to_json(cfg),
+                                                  "algo_config": dataclasses.asdict(algo_cfg)})
+        policy = make_policy(cfg, sampler)
+        algo = make_algo(cfg, algo_cfg, policy)
+        key = jax.random.PRNGKey(cfg.seed)
+        state = algo.init(jax.random.fold_in(key, 0))
+        start, wall, env_steps = 0, 0.0, 0.0
+        if ckpt is not None:
+            for name in ("env", "algo", "seed"):
+                if ckpt.meta.get(name) != getattr(cfg, name):
+                    raise BomrlError(f"checkpoint {ckpt.path} is from another run "
+                                     f"({name}={ckpt.meta.get(name)!r}, config says {getattr(cfg, name)!r})")
+            state = restore_tree(state, ckpt)
+            start, wall, env_steps = ckpt.iteration, float(ckpt.meta["wall_s"]), float(ckpt.meta["env_steps"])
+        logger = MetricsLogger(run_dir, start, tensorboard=cfg.tensorboard)
+        bar = ProgressBar(cfg.iterations, start, enabled=cfg.progress, description=f"{cfg.algo} {cfg.env}")
+        row, done, saved = {}, start, start
+
+        def checkpoint():
+            nonlocal saved
+            logger.flush()   # rows up to the checkpoint are on disk before it exists
+            save_checkpoint(run_dir, done, jax.tree_util.tree_leaves(state),
+                            {"env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "wall_s": wall,
+                             "env_steps": env_steps, "sampler_calls": sampler.iteration})
+            saved = done
+
+        for it in range(start, cfg.iterations):
+            t0 = time.perf_counter()
+            tasks = sampler.sample_tasks(np.random.default_rng([cfg.seed, it]))
+            sampler.iteration = it * SAMPLER_CALL_STRIDE
+            new_state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
+            calls = sampler.iteration - it * SAMPLER_CALL_STRIDE
+            if calls > SAMPLER_CALL_STRIDE:  # pragma: no cover - would break reset-seed uniqueness
+                raise BomrlError(f"an iteration made {calls} sampler calls (> {SAMPLER_CALL_STRIDE})")
+            new_wall = wall + time.perf_counter() - t0
+            new_steps = env_steps + m.pop("charts/env_steps")
+            row = {"iteration": it + 1, "env_steps": new_steps, "wall_s": new_wall,
+                   **{RENAME.get(k, k): v for k, v in m.items()}}
+            logger.log(row)
+            # commit in one statement, so a Ctrl-C checkpoint never mixes two iterations
+            state, done, wall, env_steps = new_state, it + 1, new_wall, new_steps
+            bar.update(done, row["pre_return"], row["post_return"])
+            if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+                checkpoint()
+    except Exception as exc:  # noqa: BLE001
+        if not _is_interrupt(exc):
+            raise
+        # Ctrl-C inside a jitted host callback (jax.debug.callback) arrives wrapped by the runtime
+        _save_on_interrupt(done > saved and logger is not None, checkpoint, done, run_dir)
+        raise KeyboardInterrupt from None
+    except KeyboardInterrupt:
+        _save_on_interrupt(done > saved and logger is not None, checkpoint, done, run_dir)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if logger is not None:
+            logger.close()
+        sampler.close()
+    summary = {"run_dir": str(run_dir), "iterations": cfg.iterations,
+               "resumed_from": ckpt.iteration if ckpt is not None else None,
+               "pre_return": row.get("pre_return"), "post_return": row.get("post_return"),
+               "wall_s": round(wall, 2)}
+    print(f"train: {cfg.algo} on {cfg.env}: {cfg.iterations} iterations, post-adaptation return "
+          f"{row.get('post_return', float('nan')):.2f}, {wall:.1f} s of training -> {run_dir}", file=sys.stderr)
+    return summary
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt) or "KeyboardInterrupt" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _save_on_interrupt(needed: bool, checkpoint, done: int, run_dir) -> None:
+    """Ctrl-C: keep the completed iterations in a checkpoint."""
+    if needed:
+        checkpoint()
+        print(f"bomrl: checkpoint of iteration {done} saved; continue with --resume {run_dir}", file=sys.stderr)
+
+
+RENAME = {"charts/pre_return": "pre_return", "charts/post_return": "post_return"}
