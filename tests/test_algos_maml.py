@@ -163,3 +163,17 @@ def test_fisher_vector_products_of_linearized_kl_are_exact():
     np.testing.assert_allclose(h_cheap, h_exact, rtol=1e-10, atol=1e-12)
     p1 = unravel(flat + 0.3 * jnp.asarray(np.random.default_rng(11).normal(size=flat.shape)))
     assert float(exact(p1)) > 1e-3 and float(cheap(p1)) == pytest.approx(float(exact(p1)), rel=1e-12)
+
+
+def test_trpo_with_subsampled_fisher_products():
+    """fvp_subsample < 1: curvature from the first half of the episodes, exact KL in the line search."""
+    policy = tabular_softmax(S, A)
+    pre, _ = synthetic(12)
+    post, _ = synthetic(13)
+    algo = MamlTrpo(MamlTrpoConfig(inner_lr=ALPHA, max_kl=0.01, fvp_subsample=0.5), policy)
+    phi0 = {"theta": jnp.asarray(np.random.default_rng(14).normal(size=(S, A)))}
+    consts = reference_quantities(policy, "log_likelihood", ALPHA, phi0, (pre,), post)
+    new_phi, m = algo._update_jit(phi0, (pre,), post)
+    assert m["trpo/accepted"] == 1.0
+    kl = float(adapted_kl(policy, "log_likelihood", ALPHA, new_phi, (pre,), post, consts))
+    assert 0 < kl <= 0.01 + 1e-12 and kl == pytest.approx(float(m["trpo/kl"]), rel=1e-10)
