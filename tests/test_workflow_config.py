@@ -106,3 +106,22 @@ def test_resume_rules(capsys, tmp_path):
     # a run directory that already holds a run is not overwritten
     _one_line_error(capsys, ["train", "--out", str(run), "--algo", "maml-trpo"], "already holds a run",
                     "--resume")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["meta-test", "DIR", "--adapt-steps", "-1"], "--adapt-steps=-1"),
+    (["meta-test", "DIR", "--tasks", "0"], "--tasks=0"),
+    (["meta-test", "DIR", "--seed", "-2"], "--seed=-2"),
+    (["plot", "DIR", "--smooth", "0"], "--smooth=0"),
+])
+def test_meta_test_and_plot_values(capsys, tmp_path, argv, fragment):
+    argv = [str(tmp_path) if a == "DIR" else a for a in argv]
+    _one_line_error(capsys, argv, fragment)
+
+
+def test_config_with_resume_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"algo": "promp"}}))
+    with pytest.raises(ConfigError, match="--config=.* is invalid with --resume"):
+        resolve_train_config(TrainConfig(resume=run, config=tmp_path / "x.toml"))

@@ -299,7 +299,10 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
         algo_extra = dict(saved.get("algo_config", {}))
         changes = {}
         for name, value in given.items():
-            if name in ("resume", "out", "config"):
+            if name == "config":
+                raise ConfigError(f"--config={str(value)!r} is invalid with --resume: the run's saved "
+                                  f"{CONFIG_NAME} is used")
+            if name in ("resume", "out"):
                 continue
             if name not in RESUME_MUTABLE and value != getattr(base, name):
                 raise ConfigError(f"--{name.replace('_', '-')}={value!r} is invalid with --resume: the run "

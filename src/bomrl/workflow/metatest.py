@@ -18,7 +18,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import tyro
 
@@ -32,7 +32,7 @@ TEST_SAMPLER_CALLS = 2**40         # reset seeds of the test rollouts: counter f
 class MetaTestConfig:
     """Meta-test a trained run: return after 0..k one-time adaptations on fresh tasks (JSON)."""
 
-    run_dir: tyro.conf.Positional[Path]
+    run_dir: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="DIR")]]
     """Run directory written by `bomrl train`."""
     adapt_steps: int = 3
     """Adaptation rounds k (the output has k + 1 returns)."""

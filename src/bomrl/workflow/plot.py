@@ -19,7 +19,7 @@ import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import tyro
 
@@ -33,7 +33,7 @@ ALGO_LABEL = {"maml-trpo": "MAML-TRPO", "promp": "ProMP", "emaml": "E-MAML"}
 class PlotConfig:
     """Plot meta-test (Fig. 2 style) and meta-training curves (Fig. 5 style) of runs as PNG."""
 
-    runs: tyro.conf.Positional[tuple[Path, ...]]
+    runs: tyro.conf.Positional[Annotated[tuple[Path, ...], tyro.conf.arg(metavar="RUN")]]
     """Run directories, or directories containing run directories."""
     out: Optional[Path] = None
     """Output directory (default: PARENT/plots next to the first run)."""
@@ -118,6 +118,8 @@ def run(config: PlotConfig) -> dict:
     import numpy as np
 
     envs = sorted(groups)
+    labels = sorted({label for env in envs for label in groups[env]})
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}   # same colour in every panel
     written = {}
 
     # Fig. 2 style: return vs adaptation steps
@@ -135,7 +137,10 @@ def run(config: PlotConfig) -> dict:
             mean, sem = _mean_sem([m["returns"][:k] for m in mts])
             if len(mts) == 1:
                 sem = np.asarray(mts[0]["stderr"][:k])
-            ax.errorbar(np.arange(k), mean, yerr=sem, marker="o", capsize=3, label=label)
+            dodge = 0.04 * (labels.index(label) - (len(labels) - 1) / 2)   # keep error bars apart
+            ax.errorbar(np.arange(k) + dodge, mean, yerr=sem, marker="o", capsize=3, label=label,
+                        color=colors[label])
+            ax.set_xticks(np.arange(k))
             cells = ", ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, sem))
             table.append(f"| {env} | {label} | {len(mts)} | {mts[0]['tasks']} | {cells} |")
         ax.set_title(env)
@@ -164,9 +169,9 @@ def run(config: PlotConfig) -> dict:
             n = min(len(c) for c in curves)
             x = np.asarray([row["iteration"] for row in curves[0][:n]])
             mean, sem = _mean_sem([_smooth([row["post_return"] for row in c[:n]], config.smooth) for c in curves])
-            (line,) = ax.plot(x, mean, label=label)
+            ax.plot(x, mean, label=label, color=colors[label])
             if len(curves) > 1:
-                ax.fill_between(x, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
+                ax.fill_between(x, mean - sem, mean + sem, color=colors[label], alpha=0.2)
         ax.set_title(env)
         ax.set_xlabel("meta-iteration")
         ax.set_ylabel("post-adaptation return")
