@@ -80,9 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_runtime()
     argv = sys.argv[1:] if argv is None else list(argv)
-    run, cfg = parse(argv)
     try:
+        run, cfg = parse(argv)
         run(cfg)
+    except BrokenPipeError:
+        # output piped into e.g. `head`, which closed early: not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BomrlError as exc:
         print(f"bomrl: error: {exc}", file=sys.stderr)
         return 2
