@@ -165,6 +165,29 @@ def test_fisher_vector_products_of_linearized_kl_are_exact():
     assert float(exact(p1)) > 1e-3 and float(cheap(p1)) == pytest.approx(float(exact(p1)), rel=1e-12)
 
 
+def test_gauss_newton_fisher_products_equal_kl_hessian():
+    """adapted_fisher_vp (what TRPO's CG uses) = the exact Hessian of the adapted KL at φ_old."""
+    from jax.flatten_util import ravel_pytree
+
+    from bomrl.algos.maml_trpo import adapted_batch, adapted_fisher_vp
+
+    policy = tabular_softmax(S, A)
+    pre, _ = synthetic(8)
+    post, _ = synthetic(9)
+    phi0 = {"theta": jnp.asarray(np.random.default_rng(10).normal(size=(S, A)))}
+    consts = reference_quantities(policy, "log_likelihood", ALPHA, phi0, (pre,), post)
+    exact = lambda p: adapted_kl(policy, "log_likelihood", ALPHA, p, (pre,), post, consts)  # noqa: E731
+    fvp = adapted_fisher_vp(policy, lambda p: adapted_batch(policy, "log_likelihood", ALPHA, p, (pre,), consts[0]),
+                            phi0, post)
+    flat, unravel = ravel_pytree(phi0)
+    h_exact = jax.hessian(lambda x: exact(unravel(x)))(flat)
+    assert float(jnp.max(jnp.abs(h_exact))) > 1e-3
+    for seed in range(3):
+        v = jnp.asarray(np.random.default_rng(20 + seed).normal(size=flat.shape))
+        gn = ravel_pytree(fvp(unravel(v)))[0]
+        np.testing.assert_allclose(gn, h_exact @ v, rtol=1e-9, atol=1e-12)
+
+
 def test_trpo_with_subsampled_fisher_products():
     """fvp_subsample < 1: curvature from the first half of the episodes, exact KL in the line search."""
     policy = tabular_softmax(S, A)

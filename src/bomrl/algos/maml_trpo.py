@@ -138,6 +138,31 @@ def kl_with_linearized_curvature(kl_of_theta, theta_fn, phi_old, curv_kl_of_thet
     return kl
 
 
+def adapted_fisher_vp(policy, theta_fn, phi_old, post: Data):
+    """v ↦ F v with F = ∇²_φ kl_of_adapted(θ(φ))|φ_old, in Gauss-Newton form Jᵀ Jnetᵀ M Jnet J.
+
+    At φ_old the KL and its gradient vanish, so its Hessian is exactly Jᵀ H_θ J (J = ∂θ/∂φ, the
+    curvature of the inner step drops out) and H_θ is itself Jnetᵀ M Jnet (M = the KL's Hessian in
+    distribution space). Both Jacobians are linearised ONCE; each product is then two jvps, one
+    distribution-space product and two transposes, instead of a forward-over-reverse pass.
+    """
+    theta_old, theta_jvp = jax.linearize(theta_fn, phi_old)
+    theta_vjp = jax.linear_transpose(theta_jvp, phi_old)
+    dist_all = lambda ths: jax.vmap(policy.apply)(ths, post.obs)  # noqa: E731
+    old_dist, net_jvp = jax.linearize(dist_all, theta_old)
+    old_dist = jax.lax.stop_gradient(old_dist)
+    net_vjp = jax.linear_transpose(net_jvp, theta_old)
+    # kl_of_adapted = mean over tasks of the masked mean over (episode, step)
+    w = post.mask / jnp.maximum(jnp.sum(post.mask, axis=(1, 2), keepdims=True), 1.0) / post.mask.shape[0]
+    grad_d = jax.grad(lambda d: jnp.sum(w * policy.kl(old_dist, d)))
+
+    def fvp(v):
+        m_jv = jax.jvp(grad_d, (old_dist,), (net_jvp(theta_jvp(v)),))[1]
+        return theta_vjp(net_vjp(m_jv)[0])[0]
+
+    return fvp
+
+
 def subsample_episodes(tree, fraction: float):
     """The first ceil(fraction·E) episodes of every task: leaves [T, E, ...] -> [T, E', ...]."""
     def cut(x):
@@ -187,13 +212,16 @@ class MamlTrpo(MetaAlgorithm):
         logps_old, post_dist_old, _ = consts
         kind, alpha, frac = c.inner_objective, c.inner_lr, c.fvp_subsample
         sub = (lambda x: subsample_episodes(x, frac)) if frac < 1 else (lambda x: x)  # noqa: E731
-        kl_fn = kl_with_linearized_curvature(
-            lambda th: kl_of_adapted(policy, th, post, post_dist_old),
-            lambda p: adapted_batch(policy, kind, alpha, p, inner_datas, logps_old), phi,
-            lambda th: kl_of_adapted(policy, th, sub(post), sub(post_dist_old)),
-            lambda p: adapted_batch(policy, kind, alpha, p, sub(inner_datas), sub(logps_old)))
+        # exact KL of the adapted policies for the line search; its curvature at φ_old for CG in
+        # Gauss-Newton form (equal to the Hessian there; see adapted_fisher_vp)
+        kl_fn = lambda p: kl_of_adapted(  # noqa: E731
+            policy, adapted_batch(policy, kind, alpha, p, inner_datas, logps_old), post, post_dist_old)
+        fvp = adapted_fisher_vp(
+            policy, lambda p: adapted_batch(policy, kind, alpha, p, sub(inner_datas), sub(logps_old)),
+            phi, sub(post))
         new_phi, metrics = trpo_step(obj_fn, kl_fn, phi, max_kl=c.max_kl, cg_iters=c.cg_iters,
-                                     cg_damping=c.cg_damping, ls_steps=c.ls_steps, ls_ratio=c.ls_ratio)
+                                     cg_damping=c.cg_damping, ls_steps=c.ls_steps, ls_ratio=c.ls_ratio,
+                                     fvp_fn=fvp)
         _, obj_metrics = self.objective(phi, inner_datas, post, consts)
         return new_phi, {**obj_metrics, **metrics}
 
