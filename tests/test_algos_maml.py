@@ -142,18 +142,24 @@ def test_config_rejects_bad_values():
         MamlTrpoConfig(inner_objective="dice")
 
 
-def test_fisher_vector_products_of_linearized_kl_are_exact():
-    """The cheap KL used by TRPO has the exact KL's value everywhere and its Hessian at φ_old."""
-    from jax.flatten_util import ravel_pytree
-
-    from bomrl.algos.maml_trpo import adapted_batch, kl_of_adapted, kl_with_linearized_curvature
-
+def _adapted_kl_problem():
+    """A small fixed MAML problem: (policy, pre, post, φ0, reference consts, exact adapted KL)."""
     policy = tabular_softmax(S, A)
     pre, _ = synthetic(8)
     post, _ = synthetic(9)
     phi0 = {"theta": jnp.asarray(np.random.default_rng(10).normal(size=(S, A)))}
     consts = reference_quantities(policy, "log_likelihood", ALPHA, phi0, (pre,), post)
     exact = lambda p: adapted_kl(policy, "log_likelihood", ALPHA, p, (pre,), post, consts)  # noqa: E731
+    return policy, pre, post, phi0, consts, exact
+
+
+def test_fisher_vector_products_of_linearized_kl_are_exact():
+    """The cheap KL used by TRPO has the exact KL's value everywhere and its Hessian at φ_old."""
+    from jax.flatten_util import ravel_pytree
+
+    from bomrl.algos.maml_trpo import adapted_batch, kl_of_adapted, kl_with_linearized_curvature
+
+    policy, pre, post, phi0, consts, exact = _adapted_kl_problem()
     cheap = kl_with_linearized_curvature(
         lambda th: kl_of_adapted(policy, th, post, consts[1]),
         lambda p: adapted_batch(policy, "log_likelihood", ALPHA, p, (pre,), consts[0]), phi0)
@@ -171,12 +177,7 @@ def test_gauss_newton_fisher_products_equal_kl_hessian():
 
     from bomrl.algos.maml_trpo import adapted_batch, adapted_fisher_vp
 
-    policy = tabular_softmax(S, A)
-    pre, _ = synthetic(8)
-    post, _ = synthetic(9)
-    phi0 = {"theta": jnp.asarray(np.random.default_rng(10).normal(size=(S, A)))}
-    consts = reference_quantities(policy, "log_likelihood", ALPHA, phi0, (pre,), post)
-    exact = lambda p: adapted_kl(policy, "log_likelihood", ALPHA, p, (pre,), post, consts)  # noqa: E731
+    policy, pre, post, phi0, consts, exact = _adapted_kl_problem()
     fvp = adapted_fisher_vp(policy, lambda p: adapted_batch(policy, "log_likelihood", ALPHA, p, (pre,), consts[0]),
                             phi0, post)
     flat, unravel = ravel_pytree(phi0)

@@ -62,6 +62,16 @@ def run_label(train_cfg: dict, algo_cfg: dict) -> str:
     return ALGO_LABEL.get(train_cfg["algo"], train_cfg["algo"])
 
 
+def _decorate(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, grid and (if anything was drawn) a legend."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def _smooth(y, w: int):
     import numpy as np
 
@@ -143,12 +153,7 @@ def run(config: PlotConfig) -> dict:
             ax.set_xticks(np.arange(k))
             cells = ", ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, sem))
             table.append(f"| {env} | {label} | {len(mts)} | {mts[0]['tasks']} | {cells} |")
-        ax.set_title(env)
-        ax.set_xlabel("adaptation steps")
-        ax.set_ylabel("average return")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        _decorate(ax, env, "adaptation steps", "average return")
     if any_mt:
         fig.tight_layout()
         fig.savefig(out / "fig2_adaptation.png", dpi=120)
@@ -172,12 +177,7 @@ def run(config: PlotConfig) -> dict:
             ax.plot(x, mean, label=label, color=colors[label])
             if len(curves) > 1:
                 ax.fill_between(x, mean - sem, mean + sem, color=colors[label], alpha=0.2)
-        ax.set_title(env)
-        ax.set_xlabel("meta-iteration")
-        ax.set_ylabel("post-adaptation return")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        _decorate(ax, env, "meta-iteration", "post-adaptation return")
     if any_curve:
         fig.tight_layout()
         fig.savefig(out / "fig5_training.png", dpi=120)
