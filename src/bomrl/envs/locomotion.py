@@ -283,6 +283,10 @@ class LocomotionFamily(TaskFamily):
             return rng.uniform(*self.vel_range, size=(n, 1))
         return rng.choice(np.array([-1.0, 1.0]), size=(n, 1))
 
+    def move_reward(self, task, v: float) -> float:
+        """Moving reward: −|v − v*| for goal velocity, d·v for goal direction (SPEC §5)."""
+        return -abs(v - task[0]) if self.kind == "vel" else task[0] * v
+
     def make_stepper(self, num_envs: int, num_threads: int = 1):
         return self.stepper_cls(self, num_envs, num_threads)
 
@@ -303,8 +307,7 @@ class HalfCheetahFamily(LocomotionFamily):
     n_obs, n_act = 17, 6
 
     def reward(self, task, obs, action, next_obs, info):
-        v = info["x_velocity"]
-        move = -abs(v - task[0]) if self.kind == "vel" else task[0] * v
+        move = self.move_reward(task, info["x_velocity"])
         return float(move - CHEETAH_CTRL * np.sum(np.square(action)))
 
 
@@ -317,8 +320,7 @@ class AntFamily(LocomotionFamily):
     n_obs, n_act = 105, 8
 
     def reward(self, task, obs, action, next_obs, info):
-        v = info["x_velocity"]
-        move = -abs(v - task[0]) if self.kind == "vel" else task[0] * v
+        move = self.move_reward(task, info["x_velocity"])
         return float(move + info["reward_survive"] + info["reward_ctrl"] + info["reward_contact"])
 
 

@@ -38,7 +38,7 @@ def outer_gradient(mdp: TabularMDP, theta: jax.Array) -> jax.Array:
     return visitation(mdp, pi)[:, None] * Q / (1.0 - mdp.gamma)
 
 
-def _softmax_jvp(p, x):
+def softmax_jvp(p, x):
     """J_softmax(θ) x = p ⊙ x − p (p·x), per state (J symmetric)."""
     return p * x - p * jnp.sum(p * x, -1, keepdims=True)
 
@@ -60,13 +60,13 @@ def implicit_weights(phi: jax.Array, theta: jax.Array, Q: jax.Array, G: jax.Arra
         w = minv * G - minv * jnp.sum(minv * G, -1, keepdims=True) / jnp.sum(minv, -1, keepdims=True)
         if distance == "kl":
             # ∇_p d1²·w = −Σ pi w / p ;  −λ ∂/∂phi_s of it = λ J_softmax(phi_s) (w / p)
-            local = lam * _softmax_jvp(pi, w / p)
+            local = lam * softmax_jvp(pi, w / p)
         else:
             # ∇_p d2²·w = Σ w (log p + 1 − log pi);  −λ ∂/∂phi_s = λ (w − pi Σ w) = λ w (Σ w = 0)
             local = lam * (w - pi * jnp.sum(w, -1, keepdims=True))
         return w, local
     if distance == "euclid":
-        g_theta = _softmax_jvp(p, G)  # ∇_θ J(pi_θ) at θ'
+        g_theta = softmax_jvp(p, G)  # ∇_θ J(pi_θ) at θ'
 
         def hess_s(th, ph, q):
             return jax.hessian(inner.euclid_objective)(th, ph, q, lam)
@@ -74,7 +74,7 @@ def implicit_weights(phi: jax.Array, theta: jax.Array, Q: jax.Array, G: jax.Arra
         H = jax.vmap(hess_s)(theta, phi, Q)                    # [S, A, A]
         z = -jnp.linalg.solve(H, g_theta[..., None])[..., 0]   # z_s = −H_s⁻¹ ∇_{θ_s} J
         # F(θ, phi) = J_softmax(θ) Q − 2λ(θ − phi);  ∂F/∂phi = J_softmax(θ) ∂Q/∂phi + 2λ I
-        return _softmax_jvp(p, z), 2.0 * lam * z
+        return softmax_jvp(p, z), 2.0 * lam * z
     raise ValueError(f"unknown distance {distance!r}; allowed: {', '.join(inner.DISTANCES)}")
 
 

@@ -23,7 +23,7 @@ import optax
 from bomrl.errors import check, check_choice
 from bomrl.tabular import hypergrad, inner
 from bomrl.tabular.estimate import mc_estimate
-from bomrl.tabular.mdp import TabularMDP, evaluate, softmax_policy, visitation
+from bomrl.tabular.mdp import TabularMDP, evaluate, grad_q_tabular, softmax_policy, visitation
 from bomrl.tabular.theory import TASK_AXES, expected_returns
 
 MODES = ("exact", "mc")
@@ -50,8 +50,6 @@ class SampleSettings:
 def _data(mdp: TabularMDP, phi, key, s: SampleSettings):
     """(Q, ∂Q/∂phi, ν) of pi_phi: exact, or estimated from fresh episodes."""
     if s.mode == "exact":
-        from bomrl.tabular.mdp import grad_q_tabular
-
         pi = softmax_policy(phi)
         _, Q = evaluate(mdp, pi)
         return Q, grad_q_tabular(mdp, pi), visitation(mdp, pi)
@@ -82,9 +80,7 @@ def maml_task_gradient(mdp, phi, key, step, s: SampleSettings):
     Q, _, nu = _data(mdp, phi, k1, s)
     theta, vjp = jax.vjp(lambda ph: inner.pg_step(ph, nu, Q, step), phi)
     G = _outer_G(mdp, theta, k2, s)
-    p = softmax_policy(theta)
-    g_theta = p * G - p * jnp.sum(p * G, -1, keepdims=True)  # ∇_θ J = J_softmax(θ) G
-    return vjp(g_theta)[0]
+    return vjp(hypergrad.softmax_jvp(softmax_policy(theta), G))[0]  # ∇_θ J = J_softmax(θ) G
 
 
 @dataclass(frozen=True)
