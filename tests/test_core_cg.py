@@ -46,3 +46,13 @@ def test_cg_flags_indefinite_operator():
     x, info = cg_solve(lambda v: a @ v, jnp.ones(3), max_iters=10)
     assert float(info["cg/failed"]) == 1.0
     assert np.all(np.isfinite(np.asarray(x)))
+
+
+def test_cg_returns_the_operator_applied_to_its_iterate():
+    """return_ax: (A + dI)x from the recurrence (b − r) = an explicit product, also before convergence."""
+    a = jnp.asarray(_spd(9, 3))
+    b = jnp.asarray(np.random.default_rng(4).normal(size=9))
+    for iters in (1, 3, 30):
+        x, ax, info = cg_solve(lambda v: a @ v, b, max_iters=iters, damping=0.2, return_ax=True)
+        np.testing.assert_allclose(ax, (a + 0.2 * jnp.eye(9)) @ x, rtol=1e-9, atol=1e-10)
+    assert int(info["cg/iterations"]) <= 9

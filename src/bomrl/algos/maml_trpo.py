@@ -113,52 +113,41 @@ def adapted_kl(policy, kind, alpha, phi, inner_datas, post: Data, consts):
     return kl_of_adapted(policy, thetas, post, post_dist_old)
 
 
-def kl_with_linearized_curvature(kl_of_theta, theta_fn, phi_old, curv_kl_of_theta=None, curv_theta_fn=None):
-    """φ ↦ KL with the exact value k(θ(φ)) but the derivatives of k(θ_old + J(φ − φ_old)).
-
-    k(θ_old) = 0 and ∇k(θ_old) = 0, so the Hessian of k∘θ at φ_old is exactly Jᵀ ∇²k J with
-    J = ∂θ/∂φ: the curvature of θ(φ) drops out. Differentiating the linearisation (`jax.linearize`,
-    residuals computed once) gives the same Fisher-vector products as differentiating through the
-    inner step three times, at a fraction of the cost; the value (used by the line search) is the
-    exact KL.  kl_of_theta: θ -> scalar; theta_fn: φ -> θ (adapted params of all tasks).
-    curv_*: optional cheaper versions (e.g. on a subsample of the episodes) used for the
-    derivatives only.
-    """
-    curv_kl_of_theta = curv_kl_of_theta or kl_of_theta
-    theta_old, theta_jvp = jax.linearize(curv_theta_fn or theta_fn, phi_old)
-    if curv_theta_fn is not None:   # expand around the exact θ(φ_old), with the cheaper Jacobian
-        theta_old = jax.lax.stop_gradient(theta_fn(phi_old))
-
-    def kl(phi):
-        exact = kl_of_theta(theta_fn(phi))
-        delta = jax.tree.map(jnp.subtract, phi, phi_old)
-        approx = curv_kl_of_theta(jax.tree.map(jnp.add, theta_old, theta_jvp(delta)))
-        return approx + jax.lax.stop_gradient(exact - approx)
-
-    return kl
-
-
-def adapted_fisher_vp(policy, theta_fn, phi_old, post: Data):
+def adapted_fisher_vp(policy, theta_fn, phi_old, post: Data, step_fn=None):
     """v ↦ F v with F = ∇²_φ kl_of_adapted(θ(φ))|φ_old, in Gauss-Newton form Jᵀ Jnetᵀ M Jnet J.
 
     At φ_old the KL and its gradient vanish, so its Hessian is exactly Jᵀ H_θ J (J = ∂θ/∂φ, the
     curvature of the inner step drops out) and H_θ is itself Jnetᵀ M Jnet (M = the KL's Hessian in
-    distribution space). Both Jacobians are linearised ONCE; each product is then two jvps, one
-    distribution-space product and two transposes, instead of a forward-over-reverse pass.
+    distribution space). Both Jacobians are linearised ONCE; each product is then jvps, one
+    distribution-space product and transposes, instead of a forward-over-reverse pass.
+
+    theta_fn: φ -> adapted params of all tasks [T, ...].
+    step_fn: optional per-task form of a ONE-step inner update, params [T, ...] -> adapted [T, ...]
+      (task t's map only sees row t). Each task's Jacobian J_t = I + α∇²Ĵ_t is then symmetric, so
+      Jᵀw = Σ_t J_t w_t reuses the same linearised jvp instead of its (slower) transpose.
     """
-    theta_old, theta_jvp = jax.linearize(theta_fn, phi_old)
-    theta_vjp = jax.linear_transpose(theta_jvp, phi_old)
+    num_tasks = post.obs.shape[0]
+    if step_fn is None:
+        theta_old, theta_jvp = jax.linearize(theta_fn, phi_old)
+        theta_vjp = jax.linear_transpose(theta_jvp, phi_old)
+        theta_t = lambda w: theta_vjp(w)[0]  # noqa: E731
+    else:
+        phi_t = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), phi_old)
+        theta_old, step_jvp = jax.linearize(step_fn, phi_t)
+        theta_jvp = lambda v: step_jvp(jax.tree.map(  # noqa: E731
+            lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), v))
+        theta_t = lambda w: jax.tree.map(lambda x: jnp.sum(x, axis=0), step_jvp(w))  # noqa: E731
     dist_all = lambda ths: jax.vmap(policy.apply)(ths, post.obs)  # noqa: E731
     old_dist, net_jvp = jax.linearize(dist_all, theta_old)
     old_dist = jax.lax.stop_gradient(old_dist)
     net_vjp = jax.linear_transpose(net_jvp, theta_old)
     # kl_of_adapted = mean over tasks of the masked mean over (episode, step)
-    w = post.mask / jnp.maximum(jnp.sum(post.mask, axis=(1, 2), keepdims=True), 1.0) / post.mask.shape[0]
+    w = post.mask / jnp.maximum(jnp.sum(post.mask, axis=(1, 2), keepdims=True), 1.0) / num_tasks
     grad_d = jax.grad(lambda d: jnp.sum(w * policy.kl(old_dist, d)))
 
     def fvp(v):
         m_jv = jax.jvp(grad_d, (old_dist,), (net_jvp(theta_jvp(v)),))[1]
-        return theta_vjp(net_vjp(m_jv)[0])[0]
+        return theta_t(net_vjp(m_jv)[0])
 
     return fvp
 
@@ -216,9 +205,13 @@ class MamlTrpo(MetaAlgorithm):
         # Gauss-Newton form (equal to the Hessian there; see adapted_fisher_vp)
         kl_fn = lambda p: kl_of_adapted(  # noqa: E731
             policy, adapted_batch(policy, kind, alpha, p, inner_datas, logps_old), post, post_dist_old)
+        step_fn = None
+        if len(inner_datas) == 1:  # symmetric per-task Jacobians (see adapted_fisher_vp)
+            step_fn = lambda p_t: jax.vmap(lambda p, d, lp: pg_step(policy, kind, alpha, p, d, lp))(  # noqa: E731
+                p_t, sub(inner_datas[0]), sub(logps_old[0]))
         fvp = adapted_fisher_vp(
             policy, lambda p: adapted_batch(policy, kind, alpha, p, sub(inner_datas), sub(logps_old)),
-            phi, sub(post))
+            phi, sub(post), step_fn=step_fn)
         new_phi, metrics = trpo_step(obj_fn, kl_fn, phi, max_kl=c.max_kl, cg_iters=c.cg_iters,
                                      cg_damping=c.cg_damping, ls_steps=c.ls_steps, ls_ratio=c.ls_ratio,
                                      fvp_fn=fvp)

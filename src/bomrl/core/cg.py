@@ -21,7 +21,7 @@ Pytree = Any
 
 
 def cg_solve(matvec: Callable[[Pytree], Pytree], b: Pytree, *, max_iters: int = 10, tol: float = 1e-10,
-             damping: float = 0.0, x0: Pytree | None = None) -> tuple[Pytree, dict]:
+             damping: float = 0.0, x0: Pytree | None = None, return_ax: bool = False):
     """Solve (A + damping·I) x = b for symmetric positive-definite A given only x ↦ A x.
 
     Args:
@@ -31,9 +31,11 @@ def cg_solve(matvec: Callable[[Pytree], Pytree], b: Pytree, *, max_iters: int = 
       tol: stop when ‖r‖ ≤ tol·‖b‖ (relative residual).
       damping: Tikhonov damping added to A.
       x0: initial guess (default zeros).
+      return_ax: also return (A + damping·I) x, read off the recurrence as b − r at no extra matvec
+        (TRPO needs xᵀ(A + dI)x for its step length).
 
     Returns:
-      x (pytree like b) and metrics {cg/iterations, cg/residual (‖b − (A+dI)x‖ by recurrence),
+      x (pytree like b), [(A + dI) x if return_ax,] metrics {cg/iterations, cg/residual (‖b − (A+dI)x‖ by recurrence),
       cg/rel_residual, cg/failed (1.0 if curvature pᵀAp ≤ 0 or a non-finite number stopped the loop)}.
     """
     flat_b, unravel = ravel_pytree(b)
@@ -76,4 +78,6 @@ def cg_solve(matvec: Callable[[Pytree], Pytree], b: Pytree, *, max_iters: int = 
     metrics = {"cg/iterations": i, "cg/residual": res,
                "cg/rel_residual": res / jnp.maximum(jnp.sqrt(bb), jnp.finfo(flat_b.dtype).tiny),
                "cg/failed": failed.astype(flat_b.dtype)}
+    if return_ax:
+        return unravel(x), unravel(flat_b - r), metrics
     return unravel(x), metrics

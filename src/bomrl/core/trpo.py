@@ -94,8 +94,9 @@ def trpo_step(objective_fn: Callable[[Params], jax.Array] | None, kl_fn: Callabl
             return fvp_fn(v)
         return jax.jvp(grad_kl, (params,), (v,))[1]
 
-    direction, cg_info = cg_solve(fvp, grad, max_iters=cg_iters, damping=cg_damping)
-    s_fs = _tree_vdot(direction, fvp(direction)) + cg_damping * _tree_vdot(direction, direction)
+    # (F + dI)·direction = grad − r comes out of the CG recurrence: no extra Fisher product for sᵀFs
+    direction, fs, cg_info = cg_solve(fvp, grad, max_iters=cg_iters, damping=cg_damping, return_ax=True)
+    s_fs = _tree_vdot(direction, fs)
     g_s = _tree_vdot(grad, direction)
 
     grad_ok = _tree_finite(grad)
