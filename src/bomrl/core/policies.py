@@ -48,9 +48,14 @@ def _mlp_init(key, sizes, dtype):
 
 
 def _mlp_apply(layers, x):
+    # One 2-D matrix product per layer: XLA:CPU runs [E, H, d] @ [d, k] (and, under vmap over tasks,
+    # the batched [T, E, H, d] form and its gradients) 2-4x slower than the same product on [E·H, d].
+    lead = x.shape[:-1]
+    x = x.reshape(-1, x.shape[-1])
     for layer in layers[:-1]:
         x = jnp.tanh(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
+    x = x @ layers[-1]["w"] + layers[-1]["b"]
+    return x.reshape(*lead, x.shape[-1])
 
 
 def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 1.0,
