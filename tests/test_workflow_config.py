@@ -125,3 +125,21 @@ def test_config_with_resume_is_refused(tmp_path):
     (run / "config.json").write_text(json.dumps({"train": {"algo": "promp"}}))
     with pytest.raises(ConfigError, match="--config=.* is invalid with --resume"):
         resolve_train_config(TrainConfig(resume=run, config=tmp_path / "x.toml"))
+
+
+def test_plot_labels_name_non_default_settings():
+    """Ablations (--set) get their own curve: the label lists every setting that differs from its default."""
+    import dataclasses
+
+    from bomrl.workflow.plot import run_label
+
+    def label(argv_cfg: TrainConfig) -> str:
+        algo = dataclasses.asdict(build_algo_config(argv_cfg))
+        return run_label(dataclasses.asdict(argv_cfg), algo)
+
+    base = dict(env="halfcheetah-vel", algo="bomrl", distance="rkl")
+    assert label(TrainConfig(**base)) == "BO-MRL d2"                       # λ = 0.4 is this env's default
+    assert label(TrainConfig(**base, set=("max_kl=0.01",))) == "BO-MRL d2 (max_kl=0.01)"
+    assert label(TrainConfig(**base, lam=0.5)) == "BO-MRL d2 (lam=0.5)"
+    assert label(TrainConfig(env="halfcheetah-dir", algo="maml-trpo")) == "MAML-TRPO"
+    assert label(TrainConfig(env="halfcheetah-dir", algo="promp", set=("inner_lr=0.05",))) == "ProMP (inner_lr=0.05)"

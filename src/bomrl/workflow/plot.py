@@ -55,11 +55,34 @@ def find_runs(paths) -> list[Path]:
     return runs
 
 
+def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
+    """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own label)."""
+    import dataclasses
+
+    from bomrl.algos import get_algorithm
+    from bomrl.workflow.config import paper_lambda
+
+    try:
+        _, cfg_cls = get_algorithm(train_cfg["algo"])
+    except Exception:  # noqa: BLE001 - an unknown (e.g. plugin) algorithm: no defaults to compare with
+        return []
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg_cls)}
+    if train_cfg["algo"] == "bomrl":
+        defaults["lam"] = paper_lambda(train_cfg["env"], algo_cfg.get("distance", "kl"))
+        defaults.pop("distance", None)  # already in the label
+    return [f"{k}={algo_cfg[k]}" for k in sorted(algo_cfg)
+            if k in defaults and algo_cfg[k] != defaults[k]
+            and not (isinstance(defaults[k], tuple) and list(defaults[k]) == algo_cfg[k])]
+
+
 def run_label(train_cfg: dict, algo_cfg: dict) -> str:
     if train_cfg["algo"] == "bomrl":
         dist = train_cfg.get("distance") or algo_cfg.get("distance", "kl")
-        return f"BO-MRL {DIST_LABEL.get(dist, dist)}"
-    return ALGO_LABEL.get(train_cfg["algo"], train_cfg["algo"])
+        label = f"BO-MRL {DIST_LABEL.get(dist, dist)}"
+    else:
+        label = ALGO_LABEL.get(train_cfg["algo"], train_cfg["algo"])
+    changed = _non_default(train_cfg, algo_cfg)
+    return f"{label} ({', '.join(changed)})" if changed else label
 
 
 def _decorate(ax, title: str, xlabel: str, ylabel: str) -> None:
