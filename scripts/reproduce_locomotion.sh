@@ -8,7 +8,7 @@
 #       OUT=results/locomotion-full scripts/reproduce_locomotion.sh      # the paper's scale
 set -euo pipefail
 
-N=${N:-100}                       # meta-iterations per run
+N=${N:-300}                       # meta-iterations per run
 TASKS=${TASKS:-20}                # tasks per meta-batch
 EPISODES=${EPISODES:-10}          # episodes per task and sampling round
 HORIZON=${HORIZON:-100}
