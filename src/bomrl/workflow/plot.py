@@ -91,7 +91,10 @@ def _decorate(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
+    handles = ax.get_legend_handles_labels()[0]
+    if len(handles) > 4:   # many runs (e.g. ablations): legend below the panel, clear of the curves
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    elif handles:
         ax.legend(fontsize=8)
 
 
@@ -179,7 +182,7 @@ def run(config: PlotConfig) -> dict:
         _decorate(ax, env, "adaptation steps", "average return")
     if any_mt:
         fig.tight_layout()
-        fig.savefig(out / "fig2_adaptation.png", dpi=120)
+        fig.savefig(out / "fig2_adaptation.png", dpi=120, bbox_inches="tight")
         written["fig2"] = str(out / "fig2_adaptation.png")
         (out / "summary.md").write_text("\n".join(table) + "\n")
         written["summary"] = str(out / "summary.md")
@@ -203,7 +206,7 @@ def run(config: PlotConfig) -> dict:
         _decorate(ax, env, "meta-iteration", "post-adaptation return")
     if any_curve:
         fig.tight_layout()
-        fig.savefig(out / "fig5_training.png", dpi=120)
+        fig.savefig(out / "fig5_training.png", dpi=120, bbox_inches="tight")
         written["fig5"] = str(out / "fig5_training.png")
     plt.close(fig)
 
