@@ -17,7 +17,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm
+from bomrl.algos.base import AlgoState, MetaAlgorithm, broadcast_tasks
 from bomrl.algos.data import Data, masked_mean
 from bomrl.algos.pg_adaptation import adapted_params, log_prob, pg_step, sampling_log_probs
 from bomrl.errors import check
@@ -121,7 +121,7 @@ def adapted_fisher_vp(policy, theta_fn, phi_old, post: Data, step_fn=None):
     distribution space). Both Jacobians are linearised ONCE; each product is then jvps, one
     distribution-space product and transposes, instead of a forward-over-reverse pass.
 
-    theta_fn: φ -> adapted params of all tasks [T, ...].
+    theta_fn: φ -> adapted params of all tasks [T, ...] (unused when step_fn is given).
     step_fn: optional per-task form of a ONE-step inner update, params [T, ...] -> adapted [T, ...]
       (task t's map only sees row t). Each task's Jacobian J_t = I + α∇²Ĵ_t is then symmetric, so
       Jᵀw = Σ_t J_t w_t reuses the same linearised jvp instead of its (slower) transpose.
@@ -132,10 +132,8 @@ def adapted_fisher_vp(policy, theta_fn, phi_old, post: Data, step_fn=None):
         theta_vjp = jax.linear_transpose(theta_jvp, phi_old)
         theta_t = lambda w: theta_vjp(w)[0]  # noqa: E731
     else:
-        phi_t = jax.tree.map(lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), phi_old)
-        theta_old, step_jvp = jax.linearize(step_fn, phi_t)
-        theta_jvp = lambda v: step_jvp(jax.tree.map(  # noqa: E731
-            lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), v))
+        theta_old, step_jvp = jax.linearize(step_fn, broadcast_tasks(phi_old, num_tasks))
+        theta_jvp = lambda v: step_jvp(broadcast_tasks(v, num_tasks))  # noqa: E731
         theta_t = lambda w: jax.tree.map(lambda x: jnp.sum(x, axis=0), step_jvp(w))  # noqa: E731
     dist_all = lambda ths: jax.vmap(policy.apply)(ths, post.obs)  # noqa: E731
     old_dist, net_jvp = jax.linearize(dist_all, theta_old)

@@ -64,7 +64,7 @@ def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
 
     try:
         _, cfg_cls = get_algorithm(train_cfg["algo"])
-    except Exception:  # noqa: BLE001 - an unknown (e.g. plugin) algorithm: no defaults to compare with
+    except ConfigError:  # an algorithm this install does not know: no defaults to compare with
         return []
     defaults = {f.name: f.default for f in dataclasses.fields(cfg_cls)}
     if train_cfg["algo"] == "bomrl":
