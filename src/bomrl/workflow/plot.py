@@ -56,20 +56,21 @@ def find_runs(paths) -> list[Path]:
 
 
 def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
-    """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own label)."""
+    """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own label).
+
+    The defaults are what `bomrl train` would build for this env, algorithm and distance
+    (`build_algo_config`, so e.g. the paper's per-env λ counts as default)."""
     import dataclasses
 
-    from bomrl.algos import get_algorithm
-    from bomrl.workflow.config import paper_lambda
+    from bomrl.workflow.config import TrainConfig, build_algo_config
 
+    distance = (train_cfg.get("distance") or algo_cfg.get("distance")) if train_cfg["algo"] == "bomrl" else None
     try:
-        _, cfg_cls = get_algorithm(train_cfg["algo"])
+        defaults = dataclasses.asdict(build_algo_config(
+            TrainConfig(env=train_cfg["env"], algo=train_cfg["algo"], distance=distance)))
     except ConfigError:  # an algorithm this install does not know: no defaults to compare with
         return []
-    defaults = {f.name: f.default for f in dataclasses.fields(cfg_cls)}
-    if train_cfg["algo"] == "bomrl":
-        defaults["lam"] = paper_lambda(train_cfg["env"], algo_cfg.get("distance", "kl"))
-        defaults.pop("distance", None)  # already in the label
+    defaults.pop("distance", None)  # already in the label
     return [f"{k}={algo_cfg[k]}" for k in sorted(algo_cfg)
             if k in defaults and algo_cfg[k] != defaults[k]
             and not (isinstance(defaults[k], tuple) and list(defaults[k]) == algo_cfg[k])]
