@@ -53,8 +53,8 @@ def test_task_sampling_deterministic_and_distinct(name):
 
 # Random-policy mean return (4 tasks x 2 episodes x 200 steps), ranges documented in
 # docs/ENVIRONMENTS.md ("Returns of a random policy").
-RANDOM_RANGES = {"halfcheetah-vel": (-450, -150), "halfcheetah-dir": (-130, 60),
-                 "ant-vel": (-350, 0), "ant-dir": (-160, 30)}
+RANDOM_RANGES = {"halfcheetah-vel": (-400, -60), "halfcheetah-dir": (-15, 10),
+                 "ant-vel": (-350, 100), "ant-dir": (150, 230)}
 
 
 @pytest.mark.parametrize("name", LOCOMOTION)
@@ -66,10 +66,8 @@ def test_random_policy_return_in_documented_range(name):
         batch, stats = sampler.sample(policy, params, sampler.sample_tasks(), jax.random.PRNGKey(100))
     mean = float(stats.mean_return.mean())
     assert lo <= mean <= hi, mean
-    if name.startswith("ant"):
-        assert batch.lengths.min() < 200            # random Ants fall over and episodes end
-    else:
-        assert (batch.lengths == 200).all()
+    # at the default action scale 10 (noise std 0.1 in env units) random Ants stay healthy
+    assert (batch.lengths == 200).all()
 
 
 def test_documented_ranges_match_the_test():
@@ -106,7 +104,7 @@ def test_docs_worked_example_runs(capsys):
         seeds = ns["sampler"].reset_seeds(0)
         env = gym.make("Hopper-v5")
         env.reset(seed=int(seeds[0]))
-        a = np.clip(np.asarray(batch.act[0, 0, 0], np.float64), -1, 1)
+        a = np.clip(np.asarray(batch.act[0, 0, 0], np.float64) / fam.action_scale, -1, 1)  # env action
         _, _, _, _, info = env.step(a)
         by_hand = -abs(info["x_velocity"] - tasks[0, 0]) + 1.0 - 1e-3 * np.sum(np.square(a))
         assert abs(batch.rew[0, 0, 0] - by_hand) < 1e-4

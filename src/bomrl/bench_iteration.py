@@ -17,7 +17,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 from bomrl.errors import ConfigError, check
 
@@ -44,6 +44,8 @@ class BenchIterationConfig:
     """Sampler backend: vector (one process, MuJoCo thread pool) or process (worker processes)."""
     workers: int = 0
     """Sampler threads/processes (0: one per CPU core)."""
+    action_scale: Optional[float] = None
+    """Policy action scale (default the family's: 10 for the locomotion families; 1 = plain clipping)."""
     seed: int = 0
     """Seed of the policy, the tasks, the resets and the action noise."""
     eval_steps: int = 0
@@ -108,7 +110,7 @@ def run(config: BenchIterationConfig) -> dict:
     key = jax.random.PRNGKey(config.seed)
     rows = []
     with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,
-                      num_workers=workers, seed=config.seed) as sampler:
+                      num_workers=workers, seed=config.seed, action_scale=config.action_scale) as sampler:
         policy = gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=(64, 64), init_std=1.0)
         algo = algo_cls(algo_cfg, policy)
         state = algo.init(jax.random.fold_in(key, 0))
@@ -136,7 +138,7 @@ def run(config: BenchIterationConfig) -> dict:
     result = {
         "algo": config.algo, "env": family.name, "tasks": config.tasks, "episodes": config.episodes,
         "horizon": config.horizon, "iterations": config.iterations, "warmup": config.warmup,
-        "backend": config.backend, "workers": workers,
+        "backend": config.backend, "workers": workers, "action_scale": sampler.family.action_scale,
         "seconds_per_iteration": round(_median(wall), 3),
         "sampling_s": round(_median(sampling), 3),
         "cpu_s": round(_median([r["cpu_s"] for r in timed]), 3),

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench sampler": ("bomrl.bench_sampler", "BenchSamplerConfig"),
     "bench iteration": ("bomrl.bench_iteration", "BenchIterationConfig"),
     "bench update": ("bomrl.bench_update", "BenchUpdateConfig"),
+    "bench learning": ("bomrl.bench_learning", "BenchLearningConfig"),
+    "check hypergradient": ("bomrl.check_hypergradient", "CheckHypergradientConfig"),
     "train": ("bomrl.workflow.train", "TrainConfig"),
     "meta-test": ("bomrl.workflow.metatest", "MetaTestConfig"),
     "plot": ("bomrl.workflow.plot", "PlotConfig"),

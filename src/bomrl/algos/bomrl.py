@@ -16,6 +16,7 @@ gᵀΔ (an explicit surrogate does not exist); only the KL constraint can reject
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,12 +38,17 @@ class BoMrlConfig:
     """policy distance: kl = d1 = KL(π_φ‖π_θ), rkl = d2 = KL(π_θ‖π_φ), euclid = d3 = ‖θ−φ‖²"""
     surrogate: Literal["h", "ratio", "linear"] = "h"
     """inner surrogate: h = eq. (7) (paper's locomotion choice), ratio = eq. (2), linear = eq. (9)"""
+    inner_solver: Literal["adam", "sgd", "newton"] = "adam"
+    """optimiser of the within-task solve: adam (paper App. B), sgd (plain gradient descent) or newton
+    (Newton-CG with backtracking)"""
     inner_steps_adam: int = 50
-    """Adam steps of the within-task solve (paper App. B: 50)"""
+    """steps of the within-task solve (paper App. B: 50 Adam steps)"""
     inner_lr: float = 0.01
-    """Adam step size of the within-task solve (not stated in the paper; our choice)"""
-    hypergradient: Literal["practical", "score"] = "practical"
-    """eq. (8) without ∇_φQ ("practical") or Prop. 2 with the Appendix C ∇_φQ estimate ("score")"""
+    """step size of the within-task solve (adam/sgd; not stated in the paper; our choice)"""
+    hypergradient: Literal["practical", "score", "unrolled"] = "practical"
+    """implicit eq. (8) without ∇_φQ ("practical"), implicit Prop. 2 with the Appendix C ∇_φQ estimate
+    ("score"), or "unrolled": reverse mode through the solver's steps (the exact derivative of
+    what the adaptation returns; adam/sgd solvers)"""
     hyper_cg_iters: int = 10
     """CG iterations for (∇²_θθ L + damping) v = g (our choice, as TRPO's 10)"""
     hyper_damping: float = 1e-2
@@ -72,8 +78,12 @@ class BoMrlConfig:
         check(isinstance(self.inner_steps_adam, int) and self.inner_steps_adam >= 1, "inner_steps_adam",
               self.inner_steps_adam, "an integer >= 1")
         check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
-        check(self.hypergradient in ("practical", "score"), "hypergradient", self.hypergradient,
-              "'practical' or 'score'")
+        check(self.inner_solver in ("adam", "sgd", "newton"), "inner_solver", self.inner_solver,
+              "one of adam, sgd, newton")
+        check(self.hypergradient in ("practical", "score", "unrolled"), "hypergradient", self.hypergradient,
+              "one of practical, score, unrolled")
+        check(not (self.hypergradient == "unrolled" and self.inner_solver == "newton"), "hypergradient",
+              self.hypergradient, "practical or score with inner_solver=newton (unrolled needs adam or sgd)")
         check(self.hyper_cg_iters >= 1, "hyper_cg_iters", self.hyper_cg_iters, ">= 1")
         check(self.hyper_damping >= 0, "hyper_damping", self.hyper_damping, ">= 0")
         check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
@@ -96,10 +106,15 @@ def _tree_mean0(tree):
     return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
 
 
+PREMISE_TOL = 0.1   # inner/grad_ratio and hyper/rel_residual above this: the implicit derivative is off
+log = logging.getLogger("bomrl.hypergradient")
+
+
 class BoMrl(MetaAlgorithm):
     """BO-MRL Algorithm 2; see the module docstring."""
 
     name = "bomrl"
+    _warned = False
 
     def __init__(self, config: BoMrlConfig, policy):
         from bomrl.core.losses import make_inner_loss
@@ -115,21 +130,26 @@ class BoMrl(MetaAlgorithm):
         return 1   # one-time adaptation: one batch, solved to optimality
 
     # ---- step 2: within-task solve (vmapped over tasks; φ may differ per task at meta-test) ------
-    def _adapt(self, params_t, data: Data):
+    def solve(self, phi, data):
+        """Alg(π_φ, λ, τ) for one task: (θ', diagnostics); data is `InnerData` (with data.logp the
+        sampling log-probabilities are those, else log π_φ under stop_gradient)."""
         from bomrl.core.inner_solver import solve_inner
 
         c = self.config
-        return jax.vmap(lambda p, d: solve_inner(self.inner_loss, p, d, steps=c.inner_steps_adam,
-                                                 solver="adam", learning_rate=c.inner_lr))(
-            params_t, inner_data(data))
+        return solve_inner(self.inner_loss, phi, data, steps=c.inner_steps_adam, solver=c.inner_solver,
+                           learning_rate=c.inner_lr)
+
+    def _adapt(self, params_t, data: Data):
+        return jax.vmap(self.solve)(params_t, inner_data(data))
 
     def _adapt_batched(self, params_t, data):
         return self._adapt_jit(params_t, data)[0]
 
     def _adapt_with_metrics(self, params_t, data):
         theta, diag = self._adapt_jit(params_t, data)
-        keep = ("inner/loss", "inner/loss_initial", "inner/grad_norm", "inner/kl", "inner/distance",
-                "inner/surrogate")
+        self._last_grad_ratio = diag["inner/grad_ratio"]
+        keep = ("inner/loss", "inner/loss_initial", "inner/grad_norm", "inner/grad_ratio", "inner/kl",
+                "inner/distance", "inner/surrogate")
         return theta, {k: v for k, v in diag.items() if k in keep}
 
     # ---- steps 3-5 ------------------------------------------------------------------------------
@@ -144,9 +164,18 @@ class BoMrl(MetaAlgorithm):
         c, policy = self.config, self.policy
         g = jax.vmap(lambda th, d: policy_gradient(policy, th, d.obs, d.act, d.adv, d.mask))(thetas, post)
 
-        def one(th, d, gg):
-            return bomrl_hypergradient(self.inner_loss, th, phi, d, gg, mode=c.hypergradient, policy=policy,
-                                       gamma=c.discount, damping=c.hyper_damping, cg_iters=c.hyper_cg_iters)
+        if c.hypergradient == "unrolled":
+            from bomrl.core.inner_solver import unrolled_solution
+
+            def one(th, d, gg):
+                _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, steps=c.inner_steps_adam,
+                                                              solver=c.inner_solver, learning_rate=c.inner_lr), phi)
+                (hg,) = vjp(gg)
+                return hg, {"hyper/norm": jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(hg)))}
+        else:
+            def one(th, d, gg):
+                return bomrl_hypergradient(self.inner_loss, th, phi, d, gg, mode=c.hypergradient, policy=policy,
+                                           gamma=c.discount, damping=c.hyper_damping, cg_iters=c.hyper_cg_iters)
 
         hg, m = jax.vmap(one)(thetas, inner_data(pre), g)
         metrics = {("hyper/" + k[3:] if k.startswith("cg/") else k): jnp.mean(v) for k, v in m.items()}
@@ -175,4 +204,13 @@ class BoMrl(MetaAlgorithm):
 
     def _meta_update(self, state: AlgoState, inner_datas, post, adapted_t, rng):
         new_phi, metrics = self._update_jit(state.params, inner_datas[0], post, adapted_t)
+        if self.config.hypergradient != "unrolled" and not self._warned:
+            ratio = float(jnp.mean(getattr(self, "_last_grad_ratio", 0.0)))
+            resid = float(metrics.get("hyper/rel_residual", 0.0))
+            if ratio > PREMISE_TOL or resid > PREMISE_TOL:
+                self._warned = True
+                log.warning("the implicit-function premise fails (inner/grad_ratio %.2f, hyper/rel_residual "
+                            "%.2f, both should be <= %.2f): the hypergradient is not the derivative of the "
+                            "adaptation; solve the inner problem further or use hypergradient=unrolled "
+                            "(warned once per run)", ratio, resid, PREMISE_TOL)
         return state._replace(params=new_phi, iteration=state.iteration + 1), metrics

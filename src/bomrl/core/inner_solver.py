@@ -2,6 +2,7 @@
 with NO new data (eq. 2, eq. 7 or eq. 9; see `bomrl.core.losses`).
 
     solver="adam"    optax Adam inside lax.scan (the paper's practical choice, 50 steps)
+    solver="sgd"     plain gradient descent θ ← θ − lr ∇_θ L inside lax.scan
     solver="newton"  Newton–CG with backtracking and a step-length cap (Hessian-vector products, never the
                      Hessian): for exact solves in tests and small problems
 
@@ -22,7 +23,8 @@ from bomrl.core.cg import cg_solve
 from bomrl.errors import check, check_choice
 
 LossFn = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
-SOLVERS = ("adam", "newton")
+SOLVERS = ("adam", "sgd", "newton")
+FIRST_ORDER = ("adam", "sgd")
 
 
 def _norm(tree):
@@ -53,8 +55,8 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
     value_and_grad = jax.value_and_grad(value)
     loss_init = value(theta)
 
-    if solver == "adam":
-        opt = optax.adam(learning_rate)
+    if solver in FIRST_ORDER:
+        opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
 
         def step(carry, _):
             th, st = carry
@@ -92,8 +94,31 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
         theta, _ = jax.lax.scan(step, theta, None, length=steps)
 
     (loss, metrics), grad = jax.value_and_grad(with_aux, has_aux=True)(theta)
-    diagnostics = {**metrics, "inner/loss": loss, "inner/loss_initial": loss_init, "inner/grad_norm": _norm(grad)}
+    grad0 = _norm(jax.grad(value)(phi if theta0 is None else theta0))
+    gnorm = _norm(grad)
+    diagnostics = {**metrics, "inner/loss": loss, "inner/loss_initial": loss_init, "inner/grad_norm": gnorm,
+                   "inner/grad_ratio": gnorm / jnp.maximum(grad0, jnp.finfo(gnorm.dtype).tiny)}
     return theta, diagnostics
+
+
+def unrolled_solution(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
+                      learning_rate: float = 1e-2):
+    """θ_K(φ): the same K first-order steps as `solve_inner`, as a differentiable function of φ
+    (φ enters through θ_0 = φ and the loss). Reverse mode through it is the exact derivative of
+    what the solver returns; each step is rematerialised (jax.checkpoint), so memory is O(K ·
+    |θ|), not O(K · activations)."""
+    check(solver in FIRST_ORDER, "solver", solver, f"one of {', '.join(FIRST_ORDER)} for unrolled derivatives")
+    opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
+    value = lambda th: loss_fn(th, phi, data)[0]  # noqa: E731
+
+    @jax.checkpoint
+    def step(carry, _):
+        th, st = carry
+        upd, st = opt.update(jax.grad(value)(th), st, th)
+        return (optax.apply_updates(th, upd), st), None
+
+    (theta, _), _ = jax.lax.scan(step, (phi, opt.init(phi)), None, length=steps)
+    return theta
 
 
 def solve_inner_tasks(loss_fn: LossFn, phi, data, **kwargs) -> tuple[Any, dict]:

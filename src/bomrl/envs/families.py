@@ -27,7 +27,15 @@ A family may also provide a fast vectorized stepper (`make_stepper`); the defaul
     stepper.step(actions [N, act_dim], active [N] bool) -> (obs [N, obs_dim], rew [N], terminated [N])
     stepper.close()
 
-Actions reaching a stepper are already clipped to the action bounds (`action_low/action_high`).
+Action scale (`action_scale`, default 10): a continuous policy acts in [−s, s]^A; the sampler clips
+its action there and maps it linearly onto the env's bounds [low, high]
+(`env = low + (a + s)(high − low)/(2s)`, so env = a/10 for bounds ±1 at s = 10) before the stepper
+sees it. This is the MAML family's convention (pytorch-maml-rl `normalization_scale: 10`, ProMP's
+`NormalizedEnv(normalization_scale=10)`): with the usual initial std 1.0 the exploration noise is
+std 0.1 in env units. Log-probabilities, KLs and entropies stay in the policy's units; rewards and
+control costs are computed on the env action. s = 1 with bounds [−1, 1] is plain clipping. Families
+with unbounded actions get the policy's action unchanged. Actions reaching a stepper are env actions
+(within `action_low/action_high`).
 """
 
 from __future__ import annotations
@@ -47,6 +55,10 @@ class TaskFamily:
     name: str = "unnamed"
     horizon: int = 200
     task_dim: int = 1
+    action_scale: float = 10.0
+    """policy actions live in [−action_scale, action_scale] and are mapped onto the env's bounds
+    (module docstring); a family class may set its own default, `make_sampler(action_scale=)` and
+    `bomrl train --action-scale` override it per run"""
 
     # ---- the interface a new family implements -------------------------------------------------
     def make_env(self):
@@ -114,12 +126,47 @@ class TaskFamily:
     def action_high(self) -> np.ndarray | None:
         return self.spaces()[3]
 
+    def to_env_action(self, act: np.ndarray) -> np.ndarray:
+        """Policy actions [N, A] -> env actions [N, A] (float64): clip to [−s, s], map onto
+        [low, high]; unbounded spaces pass through. Discrete actions are returned unchanged."""
+        if self.discrete:
+            return act
+        return scale_action(act, self.action_low, self.action_high, self.action_scale)
+
     def make_stepper(self, num_envs: int, num_threads: int = 1):
         """A stepper for num_envs environments of this family. Override for a faster one."""
         return GymLoopStepper(self, num_envs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, horizon={self.horizon})"
+
+
+def scale_action(act: np.ndarray, low: np.ndarray | None, high: np.ndarray | None,
+                 scale: float) -> np.ndarray:
+    """Policy action in [−scale, scale] -> env action in [low, high] (linear; clipped both sides).
+
+    act [..., A]; low/high [A] or None. Dimensions with an infinite bound are passed through."""
+    act = np.asarray(act, np.float64)
+    if low is None or high is None:
+        return act
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    finite = np.isfinite(low) & np.isfinite(high)
+    if not finite.any():
+        return act
+    s = float(scale)
+    lo, hi = np.where(finite, low, -1.0), np.where(finite, high, 1.0)
+    mapped = lo + (np.clip(act, -s, s) + s) * (hi - lo) / (2.0 * s)
+    return np.where(finite, np.clip(mapped, lo, hi), act)
+
+
+def check_action_scale(value) -> float:
+    """The action scale as a float > 0 (one-line ConfigError otherwise)."""
+    from bomrl.errors import check
+
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    check(ok and np.isfinite(value) and value > 0, "action_scale", value,
+          "a finite number > 0 (10: the MAML family's convention, 1: plain clipping to the env bounds)")
+    return float(value)
 
 
 class GymLoopStepper:
@@ -210,3 +257,4 @@ def get_family(name: str | TaskFamily, **kwargs: Any) -> TaskFamily:
 
 def _load_builtin() -> None:
     import bomrl.envs.locomotion  # noqa: F401  (registers the four MuJoCo families)
+    import bomrl.envs.navigation  # noqa: F401  (registers nav2d)

@@ -7,7 +7,9 @@ directly on MjData through `mujoco.batch.Batch` (MuJoCo's C thread pool) instead
 gymnasium wrappers; tests/test_envs_locomotion.py checks the fast path against gymnasium's own env
 on scripted rollouts.
 
-Rewards (a = action after clipping to the action bounds [-1, 1]; v = forward velocity):
+Rewards (a = the env action in [-1, 1]: the policy's action clipped to [-s, s] and divided by the
+action scale s, 10 by default as in the MAML-family code, see bomrl.envs.families; v = forward
+velocity):
 
     halfcheetah-vel  -|v - v*| - 0.05 ||a||^2                         v* ~ U[0, 2]
     halfcheetah-dir  d v - 0.05 ||a||^2                                d ∈ {-1, +1}
@@ -294,8 +296,8 @@ class LocomotionFamily(TaskFamily):
         a = np.ones(self.n_act)
         return (self.n_obs, self.n_act, -a, a, False)
 
-    def __reduce__(self):  # picklable for the process backend
-        return (type(self), (self.kind, self.horizon))
+    def __reduce__(self):  # picklable for the process and Ray backends (state: action_scale)
+        return (type(self), (self.kind, self.horizon), {"action_scale": self.action_scale})
 
 
 class HalfCheetahFamily(LocomotionFamily):

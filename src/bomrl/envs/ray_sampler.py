@@ -116,6 +116,7 @@ class RolloutWorker:
         self.shard = (lo, hi, num_tasks)
         self.episodes, self.horizon, self.dtype = episodes, horizon, np.dtype(dtype)
         self.spaces = family.spaces()
+        self.action_scale = family.action_scale
         self.stepper = family.make_stepper((hi - lo) * episodes, 1)  # one CPU per actor
         self.act_fns: dict[int, object] = {}
 
@@ -145,7 +146,8 @@ class RolloutWorker:
     def sample(self, token: int, policy_box: list, params, tasks, seeds, key_wire):
         """rollout() of this shard: (obs, act, rew, mask, policy_seconds, env_seconds)."""
         return rollout(self.stepper, self._act_fn(token, policy_box), params, tasks, seeds,
-                       self._key(key_wire), self.episodes, self.horizon, self.spaces, self.dtype)
+                       self._key(key_wire), self.episodes, self.horizon, self.spaces, self.dtype,
+                       self.action_scale)
 
 
 class RayWorkers:

@@ -10,8 +10,9 @@
   (each task acts with its own parameters). Per time step there is ONE jitted call that vmaps
   policy.apply + policy.sample over tasks for all T×E environments; it is compiled once per
   (policy, shapes) and reused for every later call.
-- `batch` is core.batch.Batch with numpy arrays [T, E, H, ...]: obs, act (the sampled action; the
-  environment receives it clipped to the action bounds, [-1, 1] for the locomotion families), rew,
+- `batch` is core.batch.Batch with numpy arrays [T, E, H, ...]: obs, act (the sampled action in the
+  policy's units; the environment receives `family.to_env_action(act)`: clipped to
+  [−action_scale, action_scale] and mapped onto the env's bounds, see bomrl.envs.families), rew,
   mask (1 while alive; rew = 0 and mask = 0 after termination, obs/act zero there), returns [T, E]
   (float64 sum of the unrounded rewards), lengths [T, E].
 - `stats` is SampleStats(mean_return [T], env_steps, seconds, policy_seconds, env_seconds,
@@ -46,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from bomrl.core.batch import Batch
-from bomrl.envs.families import TaskFamily, get_family
+from bomrl.envs.families import TaskFamily, check_action_scale, get_family, scale_action
 from bomrl.errors import BomrlError, ConfigError, check, check_choice
 
 BACKENDS = ("vector", "process", "ray")
@@ -215,11 +216,12 @@ def _make_act_fn(policy, shard: tuple[int, int, int] | None = None):
 
 
 def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, episodes: int,
-            horizon: int, spaces: tuple, dtype) -> tuple[np.ndarray, ...]:
+            horizon: int, spaces: tuple, dtype, action_scale: float = 10.0) -> tuple[np.ndarray, ...]:
     """E episodes of H steps in each of n tasks on `stepper` (n*E envs, env i = task i // E).
 
     params: pytree with leading axis [n]; tasks [n, task_dim]; seeds [n*E]; spaces as returned by
-    TaskFamily.spaces(). Returns obs [n, E, H, obs_dim], act [n, E, H, (act_dim)], rew [n, E, H]
+    TaskFamily.spaces(); action_scale: the family's (policy actions in [−s, s] are mapped onto the
+    env bounds, `families.scale_action`). Returns obs [n, E, H, obs_dim], act [n, E, H, (act_dim)], rew [n, E, H]
     (float64), mask [n, E, H] (float64), policy_seconds, env_seconds.
     """
     obs_dim, act_dim, low, high, discrete = spaces
@@ -245,7 +247,7 @@ def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, 
         act = np.asarray(act_fn(params, np.asarray(obs, obs_dtype).reshape(T, E, -1), key, np.int32(t)))
         t1 = time.perf_counter()
         act = act.reshape(N, *act_shape)
-        env_act = act if discrete else np.clip(act, low, high).astype(np.float64)
+        env_act = act if discrete else scale_action(act, low, high, action_scale)
         obs, rew, term = stepper.step(env_act, alive)
         policy_seconds += t1 - t0
         env_seconds += time.perf_counter() - t1
@@ -373,18 +375,29 @@ class Sampler:
         self.iteration += 1
         *arrays, policy_seconds, env_seconds = rollout(
             self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
-            self.horizon, (self.obs_dim, self.act_dim, self.low, self.high, self.discrete), self.dtype)
+            self.horizon, (self.obs_dim, self.act_dim, self.low, self.high, self.discrete), self.dtype,
+            self.family.action_scale)
         return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
 
 
 def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizon: int | None = None,
                  backend: str = "vector", num_workers: int | None = None, seed: int = 0,
-                 dtype=np.float32, ray_address: str | None = None) -> Sampler:
+                 dtype=np.float32, ray_address: str | None = None,
+                 action_scale: float | None = None) -> Sampler:
     """Build a Sampler; bad arguments raise a one-line ConfigError naming what is allowed.
+
+    action_scale: None keeps the family's own (`TaskFamily.action_scale`, 10 by default); a number
+    overrides it for this sampler (the family object passed in is not modified).
 
     ray_address (backend "ray" only): None starts (or reuses) a local Ray instance with num_workers
     CPUs; "auto" or "HOST:PORT" / "ray://HOST:PORT" attaches to a running cluster."""
     fam = get_family(family)
+    if action_scale is not None:
+        import copy
+
+        scale = check_action_scale(action_scale)
+        fam = copy.copy(fam)
+        fam.action_scale = scale
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
         check(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
               name, value, "an integer >= 1")

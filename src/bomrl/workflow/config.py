@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,11 @@ class TrainConfig:
     """Episodes per task and per sampling round."""
     horizon: Optional[int] = None
     """Steps per episode; default the family's (200 for the locomotion families)."""
+    action_scale: Optional[float] = None
+    """Action scale s: the policy acts in [-s, s], mapped linearly onto the env's bounds; default
+    the family's (10 for the locomotion families: the MAML-family convention, pytorch-maml-rl
+    normalization_scale / ProMP NormalizedEnv); 1 = plain clipping to [-1, 1] (runs saved before
+    this setting existed used 1)."""
     seed: int = 0
     """Seed of the policy initialisation, tasks, resets and action noise."""
     out: Optional[Path] = None
@@ -256,6 +262,9 @@ def validate(cfg: TrainConfig) -> None:
         check(isinstance(value, int) and value >= 1, "--" + name.replace("_", "-"), value, "an integer >= 1")
     if cfg.horizon is not None:
         check(cfg.horizon >= 1, "--horizon", cfg.horizon, "an integer >= 1")
+    if cfg.action_scale is not None:
+        check(math.isfinite(cfg.action_scale) and cfg.action_scale > 0, "--action-scale", cfg.action_scale,
+              "a finite number > 0 (10: the MAML-family convention, 1: plain clipping)")
     check(cfg.seed >= 0, "--seed", cfg.seed, "an integer >= 0")
     check(cfg.workers >= 0, "--workers", cfg.workers, "0 (one per core) or an integer >= 1")
     check(len(cfg.hidden) >= 1 and all(h >= 1 for h in cfg.hidden), "--hidden", cfg.hidden,
@@ -276,8 +285,12 @@ def config_to_json(cfg: TrainConfig) -> dict:
             for k, v in dataclasses.asdict(cfg).items()}
 
 
+LEGACY_ACTION_SCALE = 1.0   # runs saved before `action_scale` existed clipped env actions to [-1, 1]
+
+
 def config_from_json(data: dict, where: str) -> TrainConfig:
     values, _ = config_from_mapping({k: v for k, v in data.items() if k not in ("config", "resume")}, where)
+    values.setdefault("action_scale", LEGACY_ACTION_SCALE)
     return TrainConfig(**values)
 
 

@@ -47,7 +47,7 @@ def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
 
     extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
     return make_sampler(cfg.env, num_tasks, cfg.episodes, cfg.horizon, backend=cfg.sampler,
-                        num_workers=cfg.workers or None, seed=seed, **extra)
+                        num_workers=cfg.workers or None, seed=seed, action_scale=cfg.action_scale, **extra)
 
 
 def load_run(run_dir: Path):
@@ -111,7 +111,7 @@ def train(config: TrainConfig) -> dict:
     logger = bar = None
     done = saved = 0
     try:
-        cfg = dataclasses.replace(cfg, horizon=sampler.horizon)
+        cfg = dataclasses.replace(cfg, horizon=sampler.horizon, action_scale=sampler.family.action_scale)
         atomic_write_json(run_dir / CONFIG_NAME, {"train": config_to_json(cfg),
                                                   "algo_config": dataclasses.asdict(algo_cfg)})
         policy = make_policy(cfg, sampler)

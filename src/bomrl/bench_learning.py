@@ -1,0 +1,131 @@
+"""`bomrl bench learning`: learning speed of an algorithm, as JSON lines.
+
+    bomrl bench learning --env halfcheetah-vel --algo maml-trpo --iterations 40 --seeds 0 1
+
+For every seed, one JSON line per meta-iteration with the meta-batch's mean return before
+(`pre_return`) and after (`post_return`) adaptation, then one summary line per seed
+(`"summary": true`) with the rise of the post-adaptation return: the mean of the last
+`--window` iterations minus the first iteration's. It is a benchmark, not a test: its numbers are
+recorded in docs/REPRODUCTION.md with the command that produced them.
+
+The settings, the algorithm defaults and the random streams are exactly those of `bomrl train`
+(tasks of iteration i from default_rng([seed, i]), key fold_in(PRNGKey(seed), i + 1), sampler call
+counter i · 1000), so a learning curve printed here is the one `bomrl train` logs for the same
+flags (tested); nothing is checkpointed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from bomrl.errors import check
+
+_CURVE_KEYS = ("inner/kl", "trpo/accepted", "trpo/kl", "hyper/rel_residual", "inner/grad_ratio")
+
+
+@dataclass(frozen=True)
+class BenchLearningConfig:
+    """Learning curves (pre/post-adaptation return per meta-iteration) of one algorithm, JSON lines."""
+
+    env: str = "halfcheetah-vel"
+    """Task family (any registered one, e.g. halfcheetah-vel, halfcheetah-dir, nav2d)."""
+    algo: str = "maml-trpo"
+    """Algorithm: bomrl, maml-trpo, promp or emaml."""
+    iterations: int = 40
+    """Meta-iterations per seed."""
+    seeds: tuple[int, ...] = (0,)
+    """One learning curve per seed."""
+    tasks: int = 40
+    """Tasks per meta-batch."""
+    episodes: int = 20
+    """Episodes per task and sampling round."""
+    horizon: Optional[int] = None
+    """Steps per episode (default the family's)."""
+    action_scale: Optional[float] = None
+    """Policy action scale (default the family's: 10 for locomotion, the MAML-family convention)."""
+    distance: Optional[str] = None
+    """BO-MRL only: kl, rkl or euclid (default kl)."""
+    set: tuple[str, ...] = ()
+    """Algorithm setting overrides NAME=VALUE, as for `bomrl train`."""
+    window: int = 5
+    """Iterations averaged at the end of the curve for the summary line's rise."""
+    backend: Literal["vector", "process"] = "vector"
+    """Sampler backend."""
+    workers: int = 0
+    """Sampler threads/processes (0: one per CPU core)."""
+    out: Optional[Path] = None
+    """Also append the JSON lines to this file."""
+
+
+def run(config: BenchLearningConfig) -> list[dict]:
+    from bomrl.workflow.config import TrainConfig, build_algo_config, validate
+
+    check(len(config.seeds) >= 1 and all(s >= 0 for s in config.seeds), "--seeds", config.seeds,
+          "one or more integers >= 0")
+    check(config.window >= 1, "--window", config.window, "an integer >= 1")
+    if config.out is not None:
+        check(Path(config.out).parent.is_dir(), "--out", str(config.out), "a file in an existing directory")
+    lines: list[dict] = []
+    sink = open(config.out, "a") if config.out is not None else None
+    try:
+        for seed in config.seeds:
+            cfg = TrainConfig(env=config.env, algo=config.algo, iterations=config.iterations, tasks=config.tasks,
+                              episodes=config.episodes, horizon=config.horizon, seed=seed,
+                              action_scale=config.action_scale, distance=config.distance,
+                              set=tuple(config.set), sampler=config.backend, workers=config.workers,
+                              progress=False, tensorboard=False)
+            validate(cfg)
+            algo_cfg = build_algo_config(cfg)
+            for line in _curve(cfg, algo_cfg, config.window):
+                lines.append(line)
+                text = json.dumps(line)
+                print(text, flush=True)
+                if sink is not None:
+                    sink.write(text + "\n")
+                    sink.flush()
+    finally:
+        if sink is not None:
+            sink.close()
+    return lines
+
+
+def _curve(cfg, algo_cfg, window: int):
+    import jax
+    import numpy as np
+
+    from bomrl.workflow.train import SAMPLER_CALL_STRIDE, make_algo, make_policy, make_run_sampler
+
+    posts = []
+    t_start = time.perf_counter()
+    with make_run_sampler(cfg, cfg.tasks, cfg.seed) as sampler:
+        policy = make_policy(cfg, sampler)
+        algo = make_algo(cfg, algo_cfg, policy)
+        key = jax.random.PRNGKey(cfg.seed)
+        state = algo.init(jax.random.fold_in(key, 0))
+        base = {"algo": cfg.algo, "env": cfg.env, "seed": cfg.seed, "tasks": cfg.tasks,
+                "episodes": cfg.episodes, "horizon": sampler.horizon,
+                "action_scale": sampler.family.action_scale}
+        env_steps = 0.0
+        for it in range(cfg.iterations):
+            t0 = time.perf_counter()
+            tasks = sampler.sample_tasks(np.random.default_rng([cfg.seed, it]))
+            sampler.iteration = it * SAMPLER_CALL_STRIDE
+            state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
+            env_steps += m["charts/env_steps"]
+            pre, post = m["charts/pre_return"], m["charts/post_return"]
+            posts.append(post)
+            yield {**base, "iteration": it + 1, "pre_return": round(pre, 4), "post_return": round(post, 4),
+                   "gain": round(post - pre, 4), "env_steps": env_steps,
+                   "wall_s": round(time.perf_counter() - t0, 3),
+                   **{k: round(float(m[k]), 6) for k in _CURVE_KEYS if k in m}}
+    w = min(window, len(posts))
+    yield {**base, "summary": True, "iterations": cfg.iterations, "first_post_return": round(posts[0], 4),
+           f"last{w}_post_return": round(float(np.mean(posts[-w:])), 4),
+           "rise": round(float(np.mean(posts[-w:]) - posts[0]), 4),
+           "wall_s": round(time.perf_counter() - t_start, 2),
+           "load_avg_1min": round(os.getloadavg()[0], 2)}
