@@ -55,6 +55,10 @@ class BoMrlConfig:
     """damping added to ∇²_θθ L in the hypergradient solve (our choice; keeps CG well posed)"""
     max_kl: float = 1e-3
     """TRPO meta-step KL radius δ (paper App. B: 1e-3)"""
+    line_search: Literal["surrogate", "linear"] = "linear"
+    """TRPO acceptance: "surrogate" = a candidate φ must keep KL ≤ δ AND raise the adapted policies'
+    surrogate on the post-update data, re-solving the adaptation on the stored B_τ (as the MAML
+    family does); "linear" = KL only, improvement by the linear model gᵀΔ (the paper's Algorithm 2)"""
     cg_iters: int = 10
     """CG iterations of the TRPO natural-gradient direction"""
     cg_damping: float = 1e-5
@@ -87,12 +91,27 @@ class BoMrlConfig:
         check(self.hyper_cg_iters >= 1, "hyper_cg_iters", self.hyper_cg_iters, ">= 1")
         check(self.hyper_damping >= 0, "hyper_damping", self.hyper_damping, ">= 0")
         check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
+        check(self.line_search in ("surrogate", "linear"), "line_search", self.line_search, "surrogate or linear")
         check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
         check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
         check(self.ls_steps >= 1, "ls_steps", self.ls_steps, ">= 1")
         check(0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio, "in (0, 1)")
         check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
         check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+
+
+# Named presets (`bomrl train --preset NAME`), applied before --config and --set.
+PRESETS = {
+    # the paper's Appendix B: 50 Adam steps (step size ours: 0.01), implicit eq. (8) hypergradient by CG
+    "paper": {"inner_solver": "adam", "inner_steps_adam": 50, "inner_lr": 0.01, "hypergradient": "practical",
+              "max_kl": 1e-3, "line_search": "linear"},
+    # the exact derivative of the adaptation that runs, and the MAML family's surrogate line search
+    "unrolled": {"hypergradient": "unrolled", "line_search": "surrogate"},
+    # a strongly convex inner problem solved to optimality, where the implicit derivative is exact:
+    # d3 with λ = 5 (first-order solution = MAML's step with α = 1/(2λ) = 0.1), 50 gradient steps
+    "convex-d3": {"distance": "euclid", "lam": 5.0, "inner_solver": "sgd", "inner_lr": 0.05,
+                  "inner_steps_adam": 50, "hypergradient": "practical"},
+}
 
 
 def inner_data(data: Data):
@@ -197,10 +216,31 @@ class BoMrl(MetaAlgorithm):
 
         c = self.config
         grad, metrics = self.meta_gradient(phi, pre, post, thetas)
-        new_phi, tm = trpo_step(None, self.pre_kl(phi, pre), phi, grad=grad, max_kl=c.max_kl,
+        objective = self.post_surrogate(phi, pre, post, thetas) if c.line_search == "surrogate" else None
+        new_phi, tm = trpo_step(objective, self.pre_kl(phi, pre), phi, grad=grad, max_kl=c.max_kl,
                                 cg_iters=c.cg_iters, cg_damping=c.cg_damping, ls_steps=c.ls_steps,
                                 ls_ratio=c.ls_ratio)
+        tm["trpo/rejected"] = tm["trpo/ls_iterations"] - tm["trpo/accepted"].astype(tm["trpo/ls_iterations"].dtype)
         return new_phi, {**metrics, **tm}
+
+    def post_surrogate(self, phi, pre: Data, post: Data, thetas):
+        """objective(p) = mean over tasks of Ê_post[π_θ'(p)(a|s) / π_θ'(φ)(a|s) · A]: the adapted
+        policies' surrogate on the post-update data, θ'(p) re-solved on the stored B_τ with the
+        batch's sampling probabilities held at π_φ's. Its gradient at p = φ is the unrolled
+        hypergradient's task mean."""
+        policy = self.policy
+        pre_in = inner_data(pre)
+        pre_in = pre_in._replace(logp=jax.lax.stop_gradient(
+            jax.vmap(lambda d: policy.log_prob(policy.apply(phi, d.obs), d.act))(pre_in)))
+        logp_old = jax.lax.stop_gradient(jax.vmap(lambda th, d: policy.log_prob(policy.apply(th, d.obs), d.act))(
+            thetas, post))
+
+        def objective(p):
+            th = jax.vmap(lambda d: self.solve(p, d)[0])(pre_in)
+            logp = jax.vmap(lambda t, d: policy.log_prob(policy.apply(t, d.obs), d.act))(th, post)
+            return jnp.mean(jax.vmap(masked_mean)(jnp.exp(logp - logp_old) * post.adv, post.mask))
+
+        return objective
 
     def _meta_update(self, state: AlgoState, inner_datas, post, adapted_t, rng):
         new_phi, metrics = self._update_jit(state.params, inner_datas[0], post, adapted_t)

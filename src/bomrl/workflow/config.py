@@ -77,6 +77,9 @@ class TrainConfig:
     """Hidden layer sizes of the tanh Gaussian MLP policy."""
     init_std: float = 1.0
     """Initial standard deviation of the Gaussian policy."""
+    preset: Optional[str] = None
+    """Named algorithm preset applied before --config's algo_config and --set (BO-MRL: "paper" =
+    the paper's Appendix B solver and implicit eq. (8) hypergradient; see docs/BASELINES.md)."""
     set: tuple[str, ...] = ()
     """Algorithm hyper-parameter overrides NAME=VALUE, e.g. --set inner_steps_adam=20 max_kl=0.01."""
     progress: bool = True
@@ -223,8 +226,15 @@ def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
     """The algorithm's frozen config from --algo/--distance/--lam/--set (+ file overrides)."""
     from bomrl.algos import get_algorithm
 
+    import importlib
+
     _, cfg_cls = get_algorithm(cfg.algo)
-    kwargs = typed_overrides(cfg_cls, dict(extra or {}))
+    presets = getattr(importlib.import_module(cfg_cls.__module__), "PRESETS", {})
+    kwargs = {}
+    if cfg.preset is not None:
+        check_choice(f"--preset (for --algo {cfg.algo})", cfg.preset, presets or ["(none)"])
+        kwargs.update(presets[cfg.preset])
+    kwargs.update(typed_overrides(cfg_cls, dict(extra or {})))
     kwargs.update(parse_overrides(cfg_cls, cfg.set))
     if cfg.algo == "bomrl":
         # a user distance (workflow.distances) is applied to the built algorithm; "kl" is its placeholder
