@@ -113,3 +113,23 @@ def test_train_records_the_scale_and_legacy_runs_resume_with_one(tmp_path, capsy
     assert main(["train", "--resume", str(run), "--iterations", "2", "--no-progress"]) == 0
     assert json.loads((run / "config.json").read_text())["train"]["action_scale"] == 1.0
     capsys.readouterr()
+
+
+def test_legacy_bomrl_run_keeps_the_solver_it_ran_with(tmp_path):
+    """A BO-MRL config.json saved before inner_solver/line_search existed loads as it ran (Adam,
+    linear line search), not with today's defaults; so does one of today's runs."""
+    from bomrl.workflow.train import load_run
+
+    run = tmp_path / "old"
+    run.mkdir()
+    algo_config = {"lam": 0.5, "distance": "kl", "surrogate": "h", "inner_steps_adam": 50, "inner_lr": 0.01,
+                   "hypergradient": "practical", "max_kl": 0.001}
+    (run / "config.json").write_text(json.dumps({"train": {"env": "nav2d", "algo": "bomrl"},
+                                                 "algo_config": algo_config}))
+    cfg, algo_cfg = load_run(run)
+    assert (algo_cfg.inner_solver, algo_cfg.line_search, cfg.action_scale) == ("adam", "linear", 1.0)
+    algo_config.update(inner_solver="sgd", line_search="surrogate")
+    (run / "config.json").write_text(json.dumps({"train": {"env": "nav2d", "algo": "bomrl", "action_scale": 0.1},
+                                                 "algo_config": algo_config}))
+    cfg, algo_cfg = load_run(run)
+    assert (algo_cfg.inner_solver, algo_cfg.line_search, cfg.action_scale) == ("sgd", "surrogate", 0.1)

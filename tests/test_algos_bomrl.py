@@ -90,7 +90,8 @@ def test_bomrl_meta_gradient_matches_finite_differences():
     pre = pre._replace(act=pre.obs @ phi0["mlp"][0]["w"] + phi0["mlp"][0]["b"] + jnp.exp(-0.2) * noise)
     logp_sampling = jnp.stack([gauss_logp(phi0, pre.obs[i], pre.act[i]) for i in range(T)])
 
-    algo = BoMrl(BoMrlConfig(lam=LAM, distance="kl", surrogate="h", hyper_damping=0.0, hyper_cg_iters=50), POLICY)
+    algo = BoMrl(BoMrlConfig(lam=LAM, distance="kl", surrogate="h", hypergradient="practical", hyper_damping=0.0,
+                             hyper_cg_iters=50), POLICY)
     thetas, grad_norm, min_eig = solve_exact(phi0, pre, logp_sampling)
     assert np.all(np.asarray(grad_norm) < 1e-12) and np.all(np.asarray(min_eig) > 0)   # strict minima
     grad, metrics = algo.meta_gradient(phi0, pre, post, thetas)

@@ -12,9 +12,14 @@ from bomrl.cli import main
 SMALL = dict(env="nav2d", tasks=2, directions=3, episodes=5, horizon=30)
 
 
+PAPER = ("inner_solver=adam", "inner_steps_adam=50", "inner_lr=0.01", "hypergradient=practical")
+
+
 @pytest.mark.parametrize("settings", [
-    ("hypergradient=unrolled",),                                        # preset "unrolled"
-    ("distance=euclid", "lam=5", "inner_solver=sgd", "inner_lr=0.05"),  # preset "convex-d3" (implicit)
+    (),                                                                 # the defaults (unrolled, 10 GD steps)
+    PAPER[:3] + ("hypergradient=unrolled",),                            # preset "paper-unrolled"
+    ("distance=euclid", "lam=5", "inner_solver=sgd", "inner_lr=0.05", "inner_steps_adam=50",
+     "hypergradient=practical"),                                        # preset "convex-d3" (implicit)
 ])
 def test_hypergradient_is_the_derivative_of_the_adaptation(settings, capsys):
     out = run(CheckHypergradientConfig(**SMALL, set=settings))
@@ -27,9 +32,9 @@ def test_hypergradient_is_the_derivative_of_the_adaptation(settings, capsys):
         assert isinstance(out[k], float)
 
 
-def test_paper_defaults_are_measured_not_trusted(capsys):
-    # the paper's implicit eq. (8) after 50 Adam steps (the defaults): the check reports the residuals
-    out = run(CheckHypergradientConfig(**SMALL))
+def test_paper_settings_are_measured_not_trusted(capsys):
+    # the paper's implicit eq. (8) after 50 Adam steps (preset "paper"): the check reports the residuals
+    out = run(CheckHypergradientConfig(**SMALL, set=PAPER))
     capsys.readouterr()
     assert out["hypergradient"] == "practical" and 0 <= out["hyper_rel_residual"]
     assert -1.0 <= out["cosine_min"] <= 1.0

@@ -55,6 +55,7 @@ def _cli(*args, cwd=None):
     (["--size", "1"], "--size=1"),
     (["--distance", "manhattan"], "manhattan"),
     (["--variance", "medium"], "medium"),
+    (["--seed", "-5"], "--seed=-5"),
 ])
 def test_bad_input_one_line_error(args, needle):
     res = _cli("frozenlake", *args)

@@ -38,14 +38,16 @@ class BoMrlConfig:
     """policy distance: kl = d1 = KL(π_φ‖π_θ), rkl = d2 = KL(π_θ‖π_φ), euclid = d3 = ‖θ−φ‖²"""
     surrogate: Literal["h", "ratio", "linear"] = "h"
     """inner surrogate: h = eq. (7) (paper's locomotion choice), ratio = eq. (2), linear = eq. (9)"""
-    inner_solver: Literal["adam", "sgd", "newton"] = "adam"
+    inner_solver: Literal["adam", "sgd", "newton"] = "sgd"
     """optimiser of the within-task solve: adam (paper App. B), sgd (plain gradient descent) or newton
     (Newton-CG with backtracking)"""
-    inner_steps_adam: int = 50
-    """steps of the within-task solve (paper App. B: 50 Adam steps)"""
-    inner_lr: float = 0.01
-    """step size of the within-task solve (adam/sgd; not stated in the paper; our choice)"""
-    hypergradient: Literal["practical", "score", "unrolled"] = "practical"
+    inner_steps_adam: int = 10
+    """steps of the within-task solve (paper App. B: 50 Adam steps; default 10 gradient steps, measured
+    to generalise better to fresh data, docs/BASELINES.md "BO-MRL's adaptation")"""
+    inner_lr: float = 0.1
+    """step size of the within-task solve (adam/sgd; not stated in the paper; measured choice: 0.1
+    for sgd, the MAML family's inner step size; the paper preset uses Adam at 0.01)"""
+    hypergradient: Literal["practical", "score", "unrolled"] = "unrolled"
     """implicit eq. (8) without ∇_φQ ("practical"), implicit Prop. 2 with the Appendix C ∇_φQ estimate
     ("score"), or "unrolled": reverse mode through the solver's steps (the exact derivative of
     what the adaptation returns; adam/sgd solvers)"""
@@ -53,9 +55,9 @@ class BoMrlConfig:
     """CG iterations for (∇²_θθ L + damping) v = g (our choice, as TRPO's 10)"""
     hyper_damping: float = 1e-2
     """damping added to ∇²_θθ L in the hypergradient solve (our choice; keeps CG well posed)"""
-    max_kl: float = 1e-3
-    """TRPO meta-step KL radius δ (paper App. B: 1e-3)"""
-    line_search: Literal["surrogate", "linear"] = "linear"
+    max_kl: float = 0.01
+    """TRPO meta-step KL radius δ (paper App. B: 1e-3; default the MAML family's 0.01)"""
+    line_search: Literal["surrogate", "linear"] = "surrogate"
     """TRPO acceptance: "surrogate" = a candidate φ must keep KL ≤ δ AND raise the adapted policies'
     surrogate on the post-update data, re-solving the adaptation on the stored B_τ (as the MAML
     family does); "linear" = KL only, improvement by the linear model gᵀΔ (the paper's Algorithm 2)"""
@@ -105,12 +107,13 @@ PRESETS = {
     # the paper's Appendix B: 50 Adam steps (step size ours: 0.01), implicit eq. (8) hypergradient by CG
     "paper": {"inner_solver": "adam", "inner_steps_adam": 50, "inner_lr": 0.01, "hypergradient": "practical",
               "max_kl": 1e-3, "line_search": "linear"},
-    # the exact derivative of the adaptation that runs, and the MAML family's surrogate line search
-    "unrolled": {"hypergradient": "unrolled", "line_search": "surrogate"},
+    # the paper's solver (50 Adam steps) with the exact derivative and the surrogate line search
+    "paper-unrolled": {"inner_solver": "adam", "inner_steps_adam": 50, "inner_lr": 0.01,
+                       "hypergradient": "unrolled", "line_search": "surrogate", "max_kl": 1e-3},
     # a strongly convex inner problem solved to optimality, where the implicit derivative is exact:
     # d3 with λ = 5 (first-order solution = MAML's step with α = 1/(2λ) = 0.1), 50 gradient steps
     "convex-d3": {"distance": "euclid", "lam": 5.0, "inner_solver": "sgd", "inner_lr": 0.05,
-                  "inner_steps_adam": 50, "hypergradient": "practical"},
+                  "inner_steps_adam": 50, "hypergradient": "practical", "line_search": "linear"},
 }
 
 

@@ -70,6 +70,7 @@ class FrozenLakeConfig:
         if self.hole_prob is not None:
             check(0.0 <= self.hole_prob < 1.0, "--hole-prob", self.hole_prob, "in [0, 1)")
         check(self.tasks >= 1, "--tasks", self.tasks, ">= 1")
+        check(self.seed >= 0, "--seed", self.seed, "an integer >= 0")
         if self.lam is not None:
             check(self.lam > 0, "--lam", self.lam, "> 0")
         check(0.0 < self.gamma < 1.0, "--gamma", self.gamma, "in (0, 1)")

@@ -296,6 +296,16 @@ def config_to_json(cfg: TrainConfig) -> dict:
 
 
 LEGACY_ACTION_SCALE = 1.0   # runs saved before `action_scale` existed clipped env actions to [-1, 1]
+# algorithm settings added after runs were saved: a saved algo_config without them ran with these
+LEGACY_ALGO_SETTINGS = {"bomrl": {"inner_solver": "adam", "line_search": "linear"}}
+
+
+def saved_algo_config(saved: dict, algo: str) -> dict:
+    """The algo_config of a saved config.json, with settings it predates filled in as they ran."""
+    out = dict(saved.get("algo_config", {}))
+    for name, value in LEGACY_ALGO_SETTINGS.get(algo, {}).items():
+        out.setdefault(name, value)
+    return out
 
 
 def config_from_json(data: dict, where: str) -> TrainConfig:
@@ -319,7 +329,7 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{saved_path} cannot be read ({exc})") from None
         base = config_from_json(saved.get("train", {}), str(saved_path))
-        algo_extra = dict(saved.get("algo_config", {}))
+        algo_extra = saved_algo_config(saved, base.algo)
         changes = {}
         for name, value in given.items():
             if name == "config":

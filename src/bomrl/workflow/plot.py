@@ -92,8 +92,9 @@ def _decorate(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    handles = ax.get_legend_handles_labels()[0]
-    if len(handles) > 4:   # many runs (e.g. ablations): legend below the panel, clear of the curves
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) > 4 or max((len(x) for x in labels), default=0) > 40:
+        # many runs (e.g. ablations) or long labels: legend below the panel, clear of the curves
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     elif handles:
         ax.legend(fontsize=8)
@@ -119,7 +120,9 @@ def collect(runs: list[Path]):
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in runs:
         saved = json.loads((r / "config.json").read_text())
-        train_cfg, algo_cfg = saved["train"], saved.get("algo_config", {})
+        from bomrl.workflow.config import saved_algo_config
+
+        train_cfg, algo_cfg = saved["train"], saved_algo_config(saved, saved["train"].get("algo", ""))
         mt_path = r / "meta_test.json"
         info = {"dir": r, "seed": train_cfg["seed"], "metrics": read_metrics(r / "metrics.csv"),
                 "meta_test": json.loads(mt_path.read_text()) if mt_path.is_file() else None}

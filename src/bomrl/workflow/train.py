@@ -66,7 +66,9 @@ def load_run(run_dir: Path):
     from bomrl.workflow.distances import import_plugins
 
     import_plugins(cfg.plugins)
-    return cfg, build_algo_config(cfg, saved.get("algo_config", {}))
+    from bomrl.workflow.config import saved_algo_config
+
+    return cfg, build_algo_config(cfg, saved_algo_config(saved, cfg.algo))
 
 
 def make_algo(cfg: TrainConfig, algo_cfg, policy):
