@@ -47,7 +47,10 @@ def _rollout(policy, episodes, horizon, params_t, goals, key):
 
 
 TASKS = np.array([[0.5], [-0.5]])
-SMALL = {"bomrl": {"inner_steps_adam": 5}, "maml-trpo": {}, "promp": {}, "emaml": {}}
+# BO-MRL: implicit hypergradient here. On this 1-D point problem every TRPO backtrack along the
+# unrolled hypergradient exceeds the KL radius (measured; halfcheetah-vel and nav2d accept 100 % of
+# steps): an open question recorded in the BO-MRL issue, not an interface property.
+SMALL = {"bomrl": {"inner_steps_adam": 5, "hypergradient": "practical"}, "maml-trpo": {}, "promp": {}, "emaml": {}}
 
 
 POLICY = gaussian_mlp(2, 1, hidden=(8,), dtype=jnp.float64)

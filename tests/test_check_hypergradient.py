@@ -56,3 +56,14 @@ def test_run_must_be_bomrl(tmp_path, capsys):
     capsys.readouterr()
     assert main(["check", "hypergradient", "--run", str(run_dir)]) == 2
     assert "--run" in capsys.readouterr().err
+
+
+def test_check_from_a_run_checkpoint(tmp_path, capsys):
+    run_dir = tmp_path / "b"
+    assert main(["train", "--env", "nav2d", "--algo", "bomrl", "--tasks", "2", "--episodes", "2", "--horizon", "10",
+                 "--iterations", "1", "--workers", "1", "--no-progress", "--no-tensorboard", "--out", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert main(["check", "hypergradient", "--run", str(run_dir), "--tasks", "2", "--directions", "2",
+                 "--episodes", "3"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["source"] == "checkpoint of iteration 1" and out["cosine_min"] >= 0.995

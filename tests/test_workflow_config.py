@@ -139,7 +139,7 @@ def test_plot_labels_name_non_default_settings():
 
     base = dict(env="halfcheetah-vel", algo="bomrl", distance="rkl")
     assert label(TrainConfig(**base)) == "BO-MRL d2"                       # λ = 0.4 is this env's default
-    assert label(TrainConfig(**base, set=("max_kl=0.01",))) == "BO-MRL d2 (max_kl=0.01)"
+    assert label(TrainConfig(**base, set=("max_kl=0.02",))) == "BO-MRL d2 (max_kl=0.02)"
     assert label(TrainConfig(**base, lam=0.5)) == "BO-MRL d2 (lam=0.5)"
     assert label(TrainConfig(env="halfcheetah-dir", algo="maml-trpo")) == "MAML-TRPO"
     assert label(TrainConfig(env="halfcheetah-dir", algo="promp", set=("inner_lr=0.05",))) == "ProMP (inner_lr=0.05)"

@@ -127,7 +127,10 @@ def run(config: CheckHypergradientConfig) -> dict:
             from bomrl.workflow.checkpoint import load_latest, restore_tree
 
             ckpt = load_latest(config.run, warn=lambda m: print(f"bomrl: warning: {m}", file=sys.stderr))
-            f32 = restore_tree(jax.tree.map(lambda x: x.astype(jnp.float32), state), ckpt)
+            def as32(x):
+                return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+            f32 = restore_tree(jax.tree.map(as32, state), ckpt)
             state = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64) if jnp.issubdtype(x.dtype, jnp.floating)
                                  else x, f32)
             source = f"checkpoint of iteration {ckpt.iteration}"
