@@ -106,7 +106,7 @@ def run(config: CheckHypergradientConfig) -> dict:
 
     from bomrl.algos.base import broadcast_tasks
     from bomrl.algos.bomrl import inner_data
-    from bomrl.algos.pg_adaptation import inner_objective
+    from bomrl.algos.pg_adaptation import pg_step
     from bomrl.core.policies import categorical_mlp, gaussian_mlp
     from bomrl.envs import make_sampler
     from bomrl.workflow.train import make_algo
@@ -159,9 +159,7 @@ def run(config: CheckHypergradientConfig) -> dict:
 
         # the data's sampling log-probabilities stay those of π_φ (a constant in the algorithm's
         # derivation: the ratio's denominator is the probability the batch was drawn with)
-        pre_in = inner_data(pre)
-        logp0 = jax.vmap(lambda d: policy.log_prob(policy.apply(phi, d.obs), d.act))(pre_in)
-        pre_in = pre_in._replace(logp=logp0)
+        pre_in = algo.sampled_inner_data(phi, pre)
         solve_fixed = jax.jit(lambda ph: jax.vmap(algo.solve)(broadcast_tasks(ph, K), pre_in)[0])
 
         def objective(ph):   # [K]: g_τᵀ θ'_τ(φ) through the configured solver (g and the data fixed)
@@ -197,8 +195,7 @@ def run(config: CheckHypergradientConfig) -> dict:
             return np.asarray(jax.vmap(lambda th, d: loss(th, phi, d)[1]["inner/surrogate"])(th_t, inner_data(data)))
 
         alpha = config.maml_lr
-        maml = jax.vmap(lambda p, d: jax.tree.map(lambda x, gg: x + alpha * gg, p, jax.grad(
-            lambda q: inner_objective(policy, "log_likelihood", q, d, None))(p)))(phi_t, pre)
+        maml = jax.vmap(lambda p, d: pg_step(policy, "log_likelihood", alpha, p, d, None))(phi_t, pre)
         maml_post, maml_ret = sample(maml, keys[3])
         base_fresh, base_in = surrogate(phi_t, fresh), surrogate(phi_t, pre)
         out = {

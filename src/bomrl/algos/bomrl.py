@@ -226,15 +226,21 @@ class BoMrl(MetaAlgorithm):
         tm["trpo/rejected"] = tm["trpo/ls_iterations"] - tm["trpo/accepted"].astype(tm["trpo/ls_iterations"].dtype)
         return new_phi, {**metrics, **tm}
 
+    def sampled_inner_data(self, phi, pre: Data):
+        """`inner_data(pre)` with the sampling log-probabilities fixed at π_φ's (constants), so that
+        re-solving at another p keeps the ratio's denominator the probability the batch was drawn with."""
+        policy = self.policy
+        pre_in = inner_data(pre)
+        logp = jax.vmap(lambda d: policy.log_prob(policy.apply(phi, d.obs), d.act))(pre_in)
+        return pre_in._replace(logp=jax.lax.stop_gradient(logp))
+
     def post_surrogate(self, phi, pre: Data, post: Data, thetas):
         """objective(p) = mean over tasks of Ê_post[π_θ'(p)(a|s) / π_θ'(φ)(a|s) · A]: the adapted
         policies' surrogate on the post-update data, θ'(p) re-solved on the stored B_τ with the
         batch's sampling probabilities held at π_φ's. Its gradient at p = φ is the unrolled
         hypergradient's task mean."""
         policy = self.policy
-        pre_in = inner_data(pre)
-        pre_in = pre_in._replace(logp=jax.lax.stop_gradient(
-            jax.vmap(lambda d: policy.log_prob(policy.apply(phi, d.obs), d.act))(pre_in)))
+        pre_in = self.sampled_inner_data(phi, pre)
         logp_old = jax.lax.stop_gradient(jax.vmap(lambda th, d: policy.log_prob(policy.apply(th, d.obs), d.act))(
             thetas, post))
 
