@@ -1,34 +1,55 @@
 #!/usr/bin/env bash
-# Locomotion reproduction (paper Section 6.2, Figs. 2 and 5) at a scale that fits a 2-core machine.
-# Every method gets the same budget (tasks x episodes x horizon per sampling round, N iterations)
-# and the same seeds. Restartable: a run that exists is resumed (a finished one is skipped).
+# Locomotion reproduction (paper Section 6.2, Figs. 2 and 5) at the scale of the public MAML-family
+# configurations (pytorch-maml-rl and ProMP: 40 tasks x 20 episodes x horizon 100 per sampling round).
+# Every method gets the same budget and the same seeds and meta-test tasks. Restartable: a run that
+# exists is resumed up to N iterations (a finished one is skipped), so N can be raised in stages
+# (N=100 now, N=300 in a later session) and unfinished runs continue on any machine from the
+# checkpoint committed under results/.
 #
 #   scripts/reproduce_locomotion.sh                      # defaults below (see docs/REPRODUCTION.md)
-#   N=500 TASKS=40 EPISODES=20 HORIZON=200 SEEDS="0 1 2" ENVS="halfcheetah-vel halfcheetah-dir ant-vel ant-dir" \
-#       OUT=results/locomotion-full scripts/reproduce_locomotion.sh      # the paper's scale
+#   N=100 SEEDS=0 ENVS=halfcheetah-vel METHODS="bomrl:d1 maml-trpo" scripts/reproduce_locomotion.sh
+#   HORIZON=200 SEEDS=0 ENVS=halfcheetah-dir METHODS="bomrl:d1 maml-trpo" OUT=results/locomotion-h200 \
+#       scripts/reproduce_locomotion.sh                  # the horizon check of issue 13
+#   PLOT_ONLY=1 scripts/reproduce_locomotion.sh          # tables and figures from the committed files
+#
+# BO-MRL variants: bomrl:d1 | bomrl:d2 | bomrl:d3 (the distance of eq. (1)); d1 and d2 use the
+# defaults' lambda = 0.5; d3 uses lambda = 5, the value at which its first-order solution is exactly
+# MAML's inner step with the MAML family's step size 0.1 (alpha = 1/(2 lambda), Appendix H), a rule
+# fixed before any test-set result. Env-specific budget: ant-dir uses 40 episodes per sampling round
+# (the paper's 40 rollouts per adaptation step for Ant) unless EPISODES_ANT is set.
 set -euo pipefail
 
 N=${N:-300}                       # meta-iterations per run
-TASKS=${TASKS:-20}                # tasks per meta-batch
-EPISODES=${EPISODES:-10}          # episodes per task and sampling round
+TASKS=${TASKS:-40}                # tasks per meta-batch
+EPISODES=${EPISODES:-20}          # episodes per task and sampling round
+EPISODES_ANT=${EPISODES_ANT:-40}  # the same for ant-dir (paper: 40 rollouts per step for Ant direction)
 HORIZON=${HORIZON:-100}
-SEEDS=${SEEDS:-0}
-ENVS=${ENVS:-"halfcheetah-vel halfcheetah-dir"}
+SEEDS=${SEEDS:-"0 1"}
+ENVS=${ENVS:-"halfcheetah-vel halfcheetah-dir ant-dir"}
 TEST_TASKS=${TEST_TASKS:-40}
 ADAPT_STEPS=${ADAPT_STEPS:-3}
 SAMPLER=${SAMPLER:-vector}
 OUT=${OUT:-results/locomotion}
 BOMRL=${BOMRL:-bomrl}             # e.g. BOMRL="python -m bomrl.cli"
-METHODS=${METHODS:-"bomrl:kl bomrl:rkl maml-trpo promp emaml"}
+ANT_DEFAULT=${METHODS:-"bomrl:d1 maml-trpo promp"}      # issue 13's minimum on Ant, unless METHODS is given
+METHODS=${METHODS:-"bomrl:d1 bomrl:d2 bomrl:d3 maml-trpo promp emaml"}
+ANT_METHODS=${ANT_METHODS:-$ANT_DEFAULT}                 # the methods run on ant-*
+PLOT_ONLY=${PLOT_ONLY:-0}
 
 mkdir -p "$OUT"
+if [ "$PLOT_ONLY" = 1 ]; then ENVS=""; fi
 log="$OUT/wall_times.tsv"
 [ -f "$log" ] || printf "run\tphase\tseconds\n" > "$log"
 for env in $ENVS; do
+  methods=$METHODS; episodes=$EPISODES
+  case "$env" in ant-*) methods=$ANT_METHODS ;; esac
+  case "$env" in ant-dir) episodes=$EPISODES_ANT ;; esac
   for seed in $SEEDS; do
-    for m in $METHODS; do
+    for m in $methods; do
       algo=${m%%:*}
-      if [ "$algo" = bomrl ]; then dist=${m#*:}; name="$env-bomrl-$dist-s$seed"; extra=(--distance "$dist");
+      if [ "$algo" = bomrl ]; then
+        dist=${m#*:}; name="$env-bomrl-$dist-s$seed"; extra=(--distance "$dist")
+        if [ "$dist" = d3 ]; then extra+=(--lam 5); fi
       else name="$env-$algo-s$seed"; extra=(); fi
       dir="$OUT/$name"
       start=$(date +%s)
@@ -36,7 +57,7 @@ for env in $ENVS; do
         $BOMRL train --resume "$dir" --iterations "$N" --no-progress
       else
         $BOMRL train --env "$env" --algo "$algo" "${extra[@]}" --iterations "$N" --tasks "$TASKS" \
-          --episodes "$EPISODES" --horizon "$HORIZON" --seed "$seed" --sampler "$SAMPLER" \
+          --episodes "$episodes" --horizon "$HORIZON" --seed "$seed" --sampler "$SAMPLER" \
           --checkpoint-every 10 --out "$dir" --no-progress
       fi
       printf "%s\ttrain\t%s\n" "$name" $(( $(date +%s) - start )) >> "$log"
