@@ -62,7 +62,12 @@ def make(name, **kw):
     return algo_cls(cfg_cls(**{**SMALL[name], **kw}), policy)
 
 
-@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+# RL² is not here: its recurrent policy needs the trial-aware sampler (this PointSampler is
+# feed-forward only) and it has no post-update batch; its interface test is tests/test_rl2.py.
+_NAMES = ALGORITHMS.names() if hasattr(ALGORITHMS, "names") else list(ALGORITHMS)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in _NAMES if n != "rl2"))
 def test_step_and_adapt(name):
     algo = make(name)
     state = algo.init(jax.random.key(0))

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from bomrl.check_hypergradient import CheckHypergradientConfig, run
+from bomrl.checks.config import CheckHypergradientConfig
+from bomrl.checks.hypergradient import run
 from bomrl.cli import main
 
 SMALL = dict(env="nav2d", tasks=2, directions=3, episodes=5, horizon=30)

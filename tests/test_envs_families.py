@@ -112,4 +112,4 @@ def test_docs_worked_example_runs(capsys):
         with pytest.raises(ConfigError, match="picklable"):
             make_sampler(fam, 1, 1, 5, backend="process")
     finally:
-        families_mod._REGISTRY.pop("hopper-vel", None)
+        families_mod.FAMILIES.unregister("hopper-vel")

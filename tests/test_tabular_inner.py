@@ -53,7 +53,7 @@ def test_simplex_solution_is_the_global_maximum(distance):
 
 
 def test_rkl_closed_form():
-    """d2: p ∝ pi_phi exp(Q/λ) (SPEC §2)."""
+    """d2: p ∝ pi_phi exp(Q/λ) (docs/MATH.md §2)."""
     _, phi, Q = _setup(2)
     lam = 0.7
     pi = softmax_policy(phi)

@@ -1,5 +1,6 @@
-"""`bomrl train` configuration: precedence (defaults < --config FILE < flags), validation with one-line
-errors before any work starts, and the resume rules. No training happens here."""
+"""`bomrl train` configuration: precedence (dataclass default < per-env default < --preset < --config
+FILE < --set < flags, each pair tested), validation with one-line errors before any work starts, and
+the resume rules. No training happens here."""
 
 import json
 from pathlib import Path
@@ -31,7 +32,9 @@ def _one_line_error(capsys, argv, *fragments):
     (["--set", "max_kl=-1"], ["max_kl=-1.0"]),
     (["--ray-address", "10.0.0.1:6379"], ["--ray-address", "--sampler ray"]),
     (["--checkpoint-every", "0"], ["--checkpoint-every=0"]),
-    (["--distance", "hellinger"], ["--distance='hellinger'", "kl, rkl, euclid"]),
+    (["--distance", "hellinger"], ["--distance='hellinger'", "d1, d2, d3, kl, rkl, euclid"]),
+    (["--algo", "reptile"], ["--algo='reptile'", "bomrl, maml-trpo, promp, emaml"]),
+    (["--lam", "inf"], ["--lam=inf", "finite"]),
     (["--plugins", "no_such_plugin_xyz"], ["no_such_plugin_xyz", "cannot be imported"]),
 ])
 def test_invalid_values_are_one_line_errors_before_any_work(capsys, tmp_path, argv, fragments):
@@ -42,10 +45,10 @@ def test_invalid_values_are_one_line_errors_before_any_work(capsys, tmp_path, ar
 
 def test_bad_choice_on_command_line_is_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:
-        parse(["train", "--algo", "reptile", "--out", str(tmp_path / "r")])
+        parse(["train", "--sampler", "mpi", "--out", str(tmp_path / "r")])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "reptile" in err
+    assert "\n" not in err and "mpi" in err
 
 
 def test_config_file_then_flags_precedence(tmp_path):
@@ -58,7 +61,7 @@ def test_config_file_then_flags_precedence(tmp_path):
     assert cfg.set == ("inner_steps_adam=11", "lam=0.3") and extra == {"max_kl": 0.002}
     assert run_dir == tmp_path / "o" and not resuming
     algo = build_algo_config(cfg, extra)
-    assert (algo.inner_steps_adam, algo.lam, algo.max_kl, algo.distance) == (11, 0.3, 0.002, "kl")
+    assert (algo.inner_steps_adam, algo.lam, algo.max_kl, algo.distance) == (11, 0.3, 0.002, "d1")
 
     js = tmp_path / "c.json"
     js.write_text(json.dumps({"algo": "promp", "episodes": 4}))
@@ -76,6 +79,67 @@ def test_paper_lambda_defaults():
     assert lam(env="halfcheetah-vel", distance="kl") == 0.5
     assert lam(env="halfcheetah-dir", distance="rkl") == 0.5
     assert lam(env="halfcheetah-vel", distance="rkl", lam=0.7) == 0.7
+
+
+def _lam_and_steps(tmp_path, file_text=None, **flags):
+    if file_text is not None:
+        (tmp_path / "c.toml").write_text(file_text)
+        flags["config"] = tmp_path / "c.toml"
+    cfg, extra, _, _ = resolve_train_config(TrainConfig(out=tmp_path / "o", **flags))
+    algo = build_algo_config(cfg, extra)
+    return algo.lam, algo.inner_steps_adam
+
+
+@pytest.mark.parametrize("file_text", [
+    None,
+    "lam = 0.11\n",                                  # the file's flag-style field
+    "[algo_config]\nlam = 0.12\n",                  # the file's algo_config table
+    'set = ["lam=0.13"]\n',                          # the file's set list
+])
+def test_precedence_flag_over_set_over_file_over_preset_over_default(tmp_path, file_text):
+    """One rule: flag > --set > --config file > preset > per-env default > dataclass default."""
+    file_lam = {None: None, "lam = 0.11\n": 0.11, "[algo_config]\nlam = 0.12\n": 0.12,
+                'set = ["lam=0.13"]\n': 0.13}[file_text]
+    below_file = 5.0   # preset convex-d3 sets λ = 5 (and 50 steps)
+    # preset > per-env default (d2 on halfcheetah-vel: 0.4) > dataclass default (0.5)
+    assert _lam_and_steps(tmp_path, env="halfcheetah-dir") == (0.5, 10)
+    assert _lam_and_steps(tmp_path, env="halfcheetah-vel", distance="rkl") == (0.4, 10)
+    assert _lam_and_steps(tmp_path, env="halfcheetah-vel", preset="convex-d3") == (below_file, 50)
+    # file > preset
+    expect = file_lam if file_lam is not None else below_file
+    assert _lam_and_steps(tmp_path, file_text, preset="convex-d3") == (expect, 50)
+    # --set > file (> preset); the file's other settings survive
+    assert _lam_and_steps(tmp_path, file_text, preset="convex-d3", set=("lam=0.2",)) == (0.2, 50)
+    # flag > --set > file
+    assert _lam_and_steps(tmp_path, file_text, preset="convex-d3", set=("lam=0.2",), lam=0.3) == (0.3, 50)
+    assert _lam_and_steps(tmp_path, file_text, lam=0.3) == (0.3, 10)
+    # another setting through the same layers: --set beats the file's set list and the preset
+    assert _lam_and_steps(tmp_path, 'set = ["inner_steps_adam=7"]\n', preset="convex-d3")[1] == 7
+    assert _lam_and_steps(tmp_path, 'set = ["inner_steps_adam=7"]\n', preset="convex-d3",
+                          set=("inner_steps_adam=3",))[1] == 3
+
+
+def test_distance_flag_beats_set_and_file(tmp_path):
+    def distance(file_text=None, **flags):
+        if file_text is not None:
+            (tmp_path / "c.toml").write_text(file_text)
+            flags["config"] = tmp_path / "c.toml"
+        cfg, extra, _, _ = resolve_train_config(TrainConfig(out=tmp_path / "o", **flags))
+        return build_algo_config(cfg, extra).distance
+
+    assert distance() == "d1"
+    assert distance('distance = "rkl"\n') == "rkl"
+    assert distance('distance = "rkl"\n', set=("distance=euclid",)) == "euclid"
+    assert distance('distance = "rkl"\n', set=("distance=euclid",), distance="d2") == "d2"
+    assert distance(preset="convex-d3") == "euclid"
+    assert distance(preset="convex-d3", distance="kl") == "kl"
+
+
+def test_cli_flag_beats_set_end_to_end(tmp_path):
+    """Through the real parser: `--set lam=0.2 --lam 0.7` trains with λ = 0.7 (docs/WORKFLOW.md)."""
+    run_fn, cfg = parse(["train", "--set", "lam=0.2", "--lam", "0.7", "--out", str(tmp_path / "o")])
+    cfg, extra, _, _ = resolve_train_config(cfg)
+    assert build_algo_config(cfg, extra).lam == 0.7
 
 
 @pytest.mark.parametrize("text, suffix, fragment", [
@@ -143,3 +207,23 @@ def test_plot_labels_name_non_default_settings():
     assert label(TrainConfig(**base, lam=0.5)) == "BO-MRL d2 (lam=0.5)"
     assert label(TrainConfig(env="halfcheetah-dir", algo="maml-trpo")) == "MAML-TRPO"
     assert label(TrainConfig(env="halfcheetah-dir", algo="promp", set=("inner_lr=0.05",))) == "ProMP (inner_lr=0.05)"
+
+
+@pytest.mark.parametrize("algo", ["bomrl", "maml-trpo", "promp", "emaml"])
+def test_every_algorithm_setting_is_listed_with_doc_and_default(algo, capsys):
+    """`bomrl train --algo A --help` lists every field of A's config with its default and docstring."""
+    import dataclasses
+
+    from bomrl.algos import get_algorithm
+    from bomrl.utils import field_docs
+
+    with pytest.raises(SystemExit) as exc:
+        parse(["train", "--algo", algo, "--help"])
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out
+    _, cfg_cls = get_algorithm(algo)
+    docs = field_docs(cfg_cls)
+    for f in dataclasses.fields(cfg_cls):
+        assert docs.get(f.name), f"{cfg_cls.__name__}.{f.name} has no docstring"
+        assert f"  {f.name} = {f.default!r}" in out
+        assert docs[f.name][:40] in out

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from bomrl.cli import main
+from bomrl.cli import COMMANDS, main
 from bomrl.workflow.checkpoint import checkpoint_path, list_checkpoints, load_checkpoint
 
 TINY = ["--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers", "1",
@@ -121,7 +121,7 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     # a user distance from a --plugins module that re-implements d2 reproduces the rkl run exactly
     (tmp_path / "wf_plugin_rkl.py").write_text(
         "from bomrl.core.distances import state_distance\n"
-        "from bomrl.workflow.distances import register_distance\n"
+        "from bomrl.core import register_distance\n"
         "register_distance('my-rkl', lambda policy: state_distance(lambda p, t: policy.kl(t, p), 'my-rkl'),"
         " overwrite=True)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -129,6 +129,17 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     assert main(["train", *TINY, "--algo", "bomrl", "--plugins", "wf_plugin_rkl", "--distance", "my-rkl",
                  "--lam", "0.4", "--set", "inner_steps_adam=5", "--iterations", "3", "--out", str(mine)]) == 0
     assert _rows(mine / "metrics.csv") == first
+    # config.json records the real name; the run resumes and meta-tests with the user distance
+    saved = json.loads((mine / "config.json").read_text())
+    assert saved["algo_config"]["distance"] == "my-rkl" and saved["train"]["distance"] == "my-rkl"
+    for r in (run, mine):
+        assert main(["train", "--resume", str(r), "--iterations", "4", "--no-progress"]) == 0
+    assert _rows(mine / "metrics.csv") == _rows(run / "metrics.csv")
+    outs = [tmp_path / "mt-run.json", tmp_path / "mt-mine.json"]
+    for r, o in zip((run, mine), outs):
+        assert main(["meta-test", str(r), "--adapt-steps", "1", "--tasks", "2", "--out", str(o)]) == 0
+    a, b = (json.loads(o.read_text()) for o in outs)
+    assert a["task_returns"] == b["task_returns"] and b["distance"] == "my-rkl"
     assert main(["plot", str(mine), "--out", str(plots)]) == 0
 
 
@@ -140,9 +151,16 @@ def test_user_errors_of_meta_test_and_plot(tmp_path, capsys):
     assert "\n" not in err and "RUN=" in err
 
 
-@pytest.mark.parametrize("cmd", ["train", "meta-test", "plot"])
+HEAVY_MODULES = ("jax", "mujoco", "gymnasium", "matplotlib", "optax", "tensorboardX")
+
+
+@pytest.mark.parametrize("cmd", [None, *COMMANDS])
 def test_help_is_import_light(cmd):
+    """`bomrl --help` and `bomrl CMD --help` of every command import only the light config modules:
+    no JAX, MuJoCo, gymnasium, matplotlib (numpy does load: bomrl.envs' registry imports it)."""
+    argv = ["--help"] if cmd is None else [*cmd.split(), "--help"]
     out = subprocess.run([sys.executable, "-c", "import sys; from bomrl.cli import main\n"
-                          f"try: main(['{cmd}', '--help'])\nexcept SystemExit: pass\n"
-                          "print('jax' in sys.modules)"], capture_output=True, text=True, timeout=120)
-    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
+                          f"try: main({argv!r})\nexcept SystemExit: pass\n"
+                          f"print([m for m in {HEAVY_MODULES!r} if m in sys.modules])"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

@@ -11,6 +11,10 @@ the same number of cores the sampler gets. Each raw process steps T·E·H / W en
 Also reported: CPU microseconds per env step of the sampler (vector backend: all threads of this
 process) and of bare MuJoCo, and their ratio cpu_ratio, which other jobs on the machine disturb
 far less than the wall-clock ratio.
+
+A family with pure-JAX dynamics (`--env nav2d`, `nav2d-sparse`; vector backend) is timed the same
+way (the whole rollout being one jitted lax.scan, policy included); it has no MuJoCo model, so the
+raw_* fields and the ratios are null and `jax_native` is true.
 """
 
 from __future__ import annotations
@@ -100,8 +104,10 @@ def run(config: BenchSamplerConfig) -> dict:
         check(value >= 1, f"--{name}", value, "an integer >= 1")
     check(config.workers >= 0, "--workers", config.workers, "0 (all cores) or an integer >= 1")
     xml = getattr(getattr(family, "stepper_cls", None), "xml", "")
-    check(bool(xml), "--env", config.env, "a MuJoCo family with a fast stepper (the raw baseline "
-          "needs its model): halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir")
+    jax_native = config.backend == "vector" and family.jax_env() is not None
+    check(bool(xml) or jax_native, "--env", config.env, "a MuJoCo family with a fast stepper (the raw "
+          "baseline needs its model: halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir) or, with "
+          "--backend vector, a family with JAX dynamics (nav2d, nav2d-sparse)")
     workers = config.workers or (os.cpu_count() or 1)
 
     import jax
@@ -111,7 +117,10 @@ def run(config: BenchSamplerConfig) -> dict:
 
     key = jax.random.PRNGKey(config.seed)
     steps_per_proc = max(1, config.tasks * config.episodes * config.horizon // workers)
-    raw_before, raw_cpu_before = raw_rate(xml, steps_per_proc, config.horizon, workers)
+    if jax_native:
+        raw_before = raw_cpu_before = None
+    else:
+        raw_before, raw_cpu_before = raw_rate(xml, steps_per_proc, config.horizon, workers)
     with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,
                       num_workers=workers, seed=config.seed) as sampler:
         policy = gaussian_mlp(sampler.obs_dim, sampler.act_dim)
@@ -125,6 +134,19 @@ def run(config: BenchSamplerConfig) -> dict:
             if best is None or stats.seconds < best.seconds:
                 best, best_cpu = stats, time.process_time() - cpu0
     env_rate = best.env_steps / best.seconds
+    cpu_us = round(1e6 * best_cpu / best.env_steps, 3) if config.backend == "vector" else None
+    if jax_native:
+        result = {
+            "env": family.name, "tasks": config.tasks, "episodes": config.episodes,
+            "horizon": config.horizon, "backend": config.backend, "workers": workers, "jax_native": True,
+            "env_steps": best.env_steps, "seconds": round(best.seconds, 4),
+            "env_steps_per_s": round(env_rate, 1), "raw_mujoco_steps_per_s": None, "ratio": None,
+            "cpu_us_per_step": cpu_us, "raw_cpu_us_per_step": None, "cpu_ratio": None,
+            "repeats": config.repeats, "mean_return": round(float(np.mean(best.mean_return)), 3),
+            "load_avg_1min": round(os.getloadavg()[0], 2),
+        }
+        print(json.dumps(result), flush=True)
+        return result
     # bare MuJoCo before and after the sampler, averaged: the machine may be shared
     raw_after, raw_cpu_after = raw_rate(xml, steps_per_proc, config.horizon, workers)
     raw = 0.5 * (raw_before + raw_after)

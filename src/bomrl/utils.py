@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import dataclasses
+import inspect
 import json
 import os
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
+from bomrl.algos import get_algorithm
 from bomrl.errors import ConfigError
 
 
@@ -29,7 +35,7 @@ def configure_mujoco_log() -> None:
     global _MUJOCO_LOG_SET
     if _MUJOCO_LOG_SET:
         return
-    import mujoco
+    import mujoco   # lazy: heavy, and only needed once a MuJoCo model is about to be compiled
 
     path = mujoco_log_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +81,25 @@ def ensure_out_dir(path: str | os.PathLike, name: str = "--out") -> Path:
     return p
 
 
+def ensure_out_file(path: str | os.PathLike, name: str = "--out") -> Path:
+    """Check that `path` can be written (appended to): its directory exists and is writable and it is
+    not a directory; a one-line ConfigError otherwise. Nothing is created."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{name}={str(path)!r} is invalid: must be a file, not a directory")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{name}={str(path)!r} is invalid: must be a file in an existing directory")
+    try:
+        if p.exists():
+            with open(p, "a"):
+                pass
+        else:
+            tempfile.NamedTemporaryFile(dir=p.parent, prefix=".write-test-", delete=True).close()
+    except OSError as exc:
+        raise ConfigError(f"{name}={str(path)!r} is not writable ({exc.strerror or exc})") from None
+    return p
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write data to path atomically: temp file in the same directory, fsync, rename."""
     path = Path(path)
@@ -86,7 +111,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with __import__("contextlib").suppress(OSError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
@@ -94,3 +119,39 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:
     """JSON-dump obj atomically (sorted keys, so identical inputs give identical bytes)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=indent, sort_keys=True) + "\n").encode())
+
+
+def field_docs(cls) -> dict[str, str]:
+    """{field: docstring} of a dataclass whose fields are documented by a string literal right
+    below them (the convention of every config here; the same one tyro reads for --help)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):          # inherited fields first, overridden docs win
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, nxt in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                    and isinstance(nxt.value.value, str)):
+                docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def algorithm_settings_help(name: str) -> str:
+    """The settings of algorithm `name` (for --set NAME=VALUE) with default and doc, and its presets."""
+    algo_cls, cfg_cls = get_algorithm(name)
+    docs = field_docs(cfg_cls)
+    lines = [f"Algorithm settings of --algo {name} ({cfg_cls.__name__}); change with --set NAME=VALUE:"]
+    for f in dataclasses.fields(cfg_cls):
+        default = f.default if f.default is not dataclasses.MISSING else "(required)"
+        lines.append(f"  {f.name} = {default!r}")
+        if docs.get(f.name):
+            lines.append(f"      {docs[f.name]}")
+    presets = getattr(algo_cls, "PRESETS", {})
+    if presets:
+        lines.append(f"Presets of --algo {name} (--preset NAME; applied below --config, --set and flags):")
+        for pname, values in presets.items():
+            lines.append(f"  {pname}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+    return "\n".join(lines)

@@ -1,33 +1,46 @@
 """Meta-RL algorithms on one interface (`bomrl.algos.base.MetaAlgorithm`): BO-MRL (the paper's
-Algorithm 2) and the baselines MAML-TRPO, ProMP and E-MAML.
+Algorithm 2) and the baselines MAML-TRPO, ProMP, E-MAML and RL² (recurrent, no gradient step at
+meta-test).
 
     Algo, Config = get_algorithm("maml-trpo")
     algo = Algo(Config(), policy)
 
-Imports are lazy so that importing this package (e.g. from the CLI) does not import JAX.
+The registry's entries are lazy ("module:Class"), so importing this package (e.g. from the CLI)
+does not import JAX. A plugin registers its own with `register_algorithm(name, cls)`.
 """
 
 from __future__ import annotations
 
-import importlib
+from bomrl.errors import ConfigError
+from bomrl.registry import Registry
 
-from bomrl.errors import check_choice
+# name -> the algorithm class (a MetaAlgorithm subclass with a class attribute `Config`, its frozen
+# config dataclass, and optionally `PRESETS` and `env_defaults`); lazy "module:Class" entries
+ALGORITHMS = Registry("algorithm", "algo")
+ALGORITHMS.register("bomrl", "bomrl.algos.bomrl:BoMrl")
+ALGORITHMS.register("maml-trpo", "bomrl.algos.maml_trpo:MamlTrpo")
+ALGORITHMS.register("promp", "bomrl.algos.promp:ProMP")
+ALGORITHMS.register("emaml", "bomrl.algos.emaml:EMaml")
+ALGORITHMS.register("rl2", "bomrl.algos.rl2:RL2")
 
-# name -> (module, algorithm class, config class)
-ALGORITHMS: dict[str, tuple[str, str, str]] = {
-    "bomrl": ("bomrl.algos.bomrl", "BoMrl", "BoMrlConfig"),
-    "maml-trpo": ("bomrl.algos.maml_trpo", "MamlTrpo", "MamlTrpoConfig"),
-    "promp": ("bomrl.algos.promp", "ProMP", "ProMPConfig"),
-    "emaml": ("bomrl.algos.emaml", "EMaml", "EMamlConfig"),
-}
+
+def register_algorithm(name: str, algo_cls, overwrite: bool = False) -> None:
+    """Register an algorithm class (or a lazy "module:Class" string) as `name` for --algo."""
+    ALGORITHMS.register(name, algo_cls, overwrite=overwrite)
+
+
+def algorithm_names() -> list[str]:
+    return ALGORITHMS.names()
 
 
 def get_algorithm(name: str):
     """(AlgorithmClass, ConfigClass) for a registered name; ConfigError listing the names otherwise."""
-    check_choice("algo", name, ALGORITHMS)
-    module, algo_cls, cfg_cls = ALGORITHMS[name]
-    mod = importlib.import_module(module)
-    return getattr(mod, algo_cls), getattr(mod, cfg_cls)
+    algo_cls = ALGORITHMS.get(name)
+    cfg_cls = getattr(algo_cls, "Config", None)
+    if cfg_cls is None:
+        raise ConfigError(f"the algorithm registered as {name!r} ({algo_cls!r}) has no Config attribute "
+                          "(its frozen config dataclass)")
+    return algo_cls, cfg_cls
 
 
 def make_algorithm(name: str, policy, config=None):
@@ -36,8 +49,6 @@ def make_algorithm(name: str, policy, config=None):
     if config is None:
         config = cfg_cls()
     elif not isinstance(config, cfg_cls):
-        from bomrl.errors import ConfigError
-
         raise ConfigError(f"config of type {type(config).__name__} is invalid for algo={name!r}: "
                           f"must be {cfg_cls.__name__}")
     return algo_cls(config, policy)

@@ -25,6 +25,11 @@ import jax.numpy as jnp
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm
 from bomrl.algos.data import Data, masked_mean
+from bomrl.core import DISTANCES, distance_names
+from bomrl.core.hypergradient import bomrl_hypergradient
+from bomrl.core.inner_solver import solve_inner, unrolled_solution
+from bomrl.core.losses import InnerData, make_inner_loss, policy_gradient
+from bomrl.core.trpo import trpo_step
 from bomrl.errors import check
 
 
@@ -34,8 +39,9 @@ class BoMrlConfig:
 
     lam: float = 0.5
     """regularisation weight λ of eq. (7) (paper App. B: 0.5; 0.4 for Alg(2) on HalfCheetah velocity)"""
-    distance: Literal["kl", "rkl", "euclid", "d1", "d2", "d3"] = "kl"
-    """policy distance: kl = d1 = KL(π_φ‖π_θ), rkl = d2 = KL(π_θ‖π_φ), euclid = d3 = ‖θ−φ‖²"""
+    distance: str = "d1"
+    """policy distance of eq. (1): d1 = KL(π_φ‖π_θ), d2 = KL(π_θ‖π_φ), d3 = ‖θ−φ‖² (aliases kl, rkl,
+    euclid), or a name registered with bomrl.core.register_distance"""
     surrogate: Literal["h", "ratio", "linear"] = "h"
     """inner surrogate: h = eq. (7) (paper's locomotion choice), ratio = eq. (2), linear = eq. (9)"""
     inner_solver: Literal["adam", "sgd", "newton"] = "sgd"
@@ -78,8 +84,7 @@ class BoMrlConfig:
 
     def __post_init__(self):
         check(self.lam > 0, "lam", self.lam, "> 0")
-        check(self.distance in ("kl", "rkl", "euclid", "d1", "d2", "d3"), "distance", self.distance,
-              "one of kl, rkl, euclid (or d1, d2, d3)")
+        check(self.distance in DISTANCES, "distance", self.distance, "one of " + ", ".join(distance_names()))
         check(self.surrogate in ("h", "ratio", "linear"), "surrogate", self.surrogate, "one of h, ratio, linear")
         check(isinstance(self.inner_steps_adam, int) and self.inner_steps_adam >= 1, "inner_steps_adam",
               self.inner_steps_adam, "an integer >= 1")
@@ -102,7 +107,18 @@ class BoMrlConfig:
         check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
 
 
-# Named presets (`bomrl train --preset NAME`), applied before --config and --set.
+def env_defaults(env: str, settings: dict) -> dict:
+    """The paper's per-environment settings (Appendix B), applied below presets and user values:
+    λ = 0.4 for Alg(2) (distance d2) on HalfCheetah velocity, 0.5 (the field default) elsewhere.
+    `settings` are the preset's and the user's values (they decide the distance)."""
+    distance = settings.get("distance", BoMrlConfig.distance)
+    if env == "halfcheetah-vel" and distance in DISTANCES and DISTANCES.canonical(distance) == "d2":
+        return {"lam": 0.4}
+    return {}
+
+
+# Named presets (`bomrl train --preset NAME`). Precedence, lowest first: field default <
+# env_defaults < preset < --config file < --set < flags (--lam, --distance).
 PRESETS = {
     # the paper's Appendix B: 50 Adam steps (step size ours: 0.01), implicit eq. (8) hypergradient by CG
     "paper": {"inner_solver": "adam", "inner_steps_adam": 50, "inner_lr": 0.01, "hypergradient": "practical",
@@ -119,8 +135,6 @@ PRESETS = {
 
 def inner_data(data: Data):
     """The meta-policy's batch as `InnerData` (Q := the advantage estimate, weights = mask)."""
-    from bomrl.core.losses import InnerData
-
     return InnerData(data.obs, data.act, data.mask, data.adv, data.adv)
 
 
@@ -136,11 +150,12 @@ class BoMrl(MetaAlgorithm):
     """BO-MRL Algorithm 2; see the module docstring."""
 
     name = "bomrl"
+    Config = BoMrlConfig
+    PRESETS = PRESETS
+    env_defaults = staticmethod(env_defaults)
     _warned = False
 
     def __init__(self, config: BoMrlConfig, policy):
-        from bomrl.core.losses import make_inner_loss
-
         super().__init__(config, policy)
         c = config
         self.inner_loss = make_inner_loss(policy, c.distance, c.lam, c.surrogate)
@@ -155,8 +170,6 @@ class BoMrl(MetaAlgorithm):
     def solve(self, phi, data):
         """Alg(π_φ, λ, τ) for one task: (θ', diagnostics); data is `InnerData` (with data.logp the
         sampling log-probabilities are those, else log π_φ under stop_gradient)."""
-        from bomrl.core.inner_solver import solve_inner
-
         c = self.config
         return solve_inner(self.inner_loss, phi, data, steps=c.inner_steps_adam, solver=c.inner_solver,
                            learning_rate=c.inner_lr)
@@ -180,15 +193,10 @@ class BoMrl(MetaAlgorithm):
 
         pre / post: [T, ...] batches of π_φ and of the adapted π_θ'_τ; thetas: θ'_τ [T, ...].
         """
-        from bomrl.core.hypergradient import bomrl_hypergradient
-        from bomrl.core.losses import policy_gradient
-
         c, policy = self.config, self.policy
         g = jax.vmap(lambda th, d: policy_gradient(policy, th, d.obs, d.act, d.adv, d.mask))(thetas, post)
 
         if c.hypergradient == "unrolled":
-            from bomrl.core.inner_solver import unrolled_solution
-
             def one(th, d, gg):
                 _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, steps=c.inner_steps_adam,
                                                               solver=c.inner_solver, learning_rate=c.inner_lr), phi)
@@ -214,16 +222,19 @@ class BoMrl(MetaAlgorithm):
 
         return kl_fn
 
-    def _update(self, phi, pre, post, thetas):
-        from bomrl.core.trpo import trpo_step
-
+    def meta_step(self, phi, pre: Data, post: Data, thetas, grad):
+        """Step 5: the TRPO meta-step along `grad` (the task-mean hypergradient): (new φ, trpo/ metrics)."""
         c = self.config
-        grad, metrics = self.meta_gradient(phi, pre, post, thetas)
         objective = self.post_surrogate(phi, pre, post, thetas) if c.line_search == "surrogate" else None
         new_phi, tm = trpo_step(objective, self.pre_kl(phi, pre), phi, grad=grad, max_kl=c.max_kl,
                                 cg_iters=c.cg_iters, cg_damping=c.cg_damping, ls_steps=c.ls_steps,
                                 ls_ratio=c.ls_ratio)
         tm["trpo/rejected"] = tm["trpo/ls_iterations"] - tm["trpo/accepted"].astype(tm["trpo/ls_iterations"].dtype)
+        return new_phi, tm
+
+    def _update(self, phi, pre, post, thetas):
+        grad, metrics = self.meta_gradient(phi, pre, post, thetas)
+        new_phi, tm = self.meta_step(phi, pre, post, thetas, grad)
         return new_phi, {**metrics, **tm}
 
     def sampled_inner_data(self, phi, pre: Data):

@@ -61,6 +61,7 @@ class EMaml(MamlTrpo):
     """MAML-TRPO with the E-MAML exploration term in the TRPO objective."""
 
     name = "emaml"
+    Config = EMamlConfig
 
     def objective(self, phi, inner_datas, post, consts):
         c = self.config

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from bomrl.algos.base import AlgoState, MetaAlgorithm, broadcast_tasks
 from bomrl.algos.data import Data, masked_mean
 from bomrl.algos.pg_adaptation import adapted_params, log_prob, pg_step, sampling_log_probs
+from bomrl.core.trpo import trpo_step
 from bomrl.errors import check
 
 
@@ -174,6 +175,7 @@ class MamlTrpo(MetaAlgorithm):
     """MAML with a TRPO meta-step; see the module docstring."""
 
     name = "maml-trpo"
+    Config = MamlTrpoConfig
 
     def __init__(self, config: MamlTrpoConfig, policy):
         super().__init__(config, policy)
@@ -191,8 +193,6 @@ class MamlTrpo(MetaAlgorithm):
         return maml_surrogate(self.policy, c.inner_objective, c.inner_lr, phi, inner_datas, post, consts)
 
     def _update(self, phi, inner_datas, post):
-        from bomrl.core.trpo import trpo_step
-
         c, policy = self.config, self.policy
         consts = reference_quantities(policy, c.inner_objective, c.inner_lr, phi, inner_datas, post)
         obj_fn = lambda p: self.objective(p, inner_datas, post, consts)[0]  # noqa: E731

@@ -1,5 +1,5 @@
 """The MAML family's within-task algorithm: k policy-gradient steps θ ← θ + α ∇_θ Ĵ(θ), each on its
-own batch (SPEC §2: the first-order + d3 special case of BO-MRL's eq. (2), Appendix H).
+own batch (docs/MATH.md §2: the first-order + d3 special case of BO-MRL's eq. (2), Appendix H).
 
 Two inner objectives (both have the policy gradient as first derivative at the sampling policy; they
 differ in the second derivative, which the meta-gradient sees):

@@ -115,6 +115,7 @@ class ProMP(MetaAlgorithm):
     """ProMP; see the module docstring."""
 
     name = "promp"
+    Config = ProMPConfig
 
     def __init__(self, config: ProMPConfig, policy):
         super().__init__(config, policy)

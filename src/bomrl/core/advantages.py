@@ -1,5 +1,5 @@
 """Advantage estimation shared by BO-MRL and the MAML family: discounted returns, GAE and the linear
-feature baseline of the MAML-family reference code (REFERENCE.md, "Shared defaults").
+feature baseline of the MAML-family reference code (docs/SOURCES.md, "Shared defaults").
 
 All functions take Batch-layout arrays: rewards/masks [..., H] (e.g. [T, E, H]) and observations
 [..., H, obs_dim]; the time axis is always the one just before the feature axis. Masks are 1.0 while
@@ -134,3 +134,32 @@ def estimate_advantages(obs: Array, rew: Array, mask: Array, *, gamma: float = 0
     if normalize:
         adv = jax.vmap(normalize_advantages)(adv, mask)
     return {"returns": rets, "values": values, "advantages": adv}
+
+
+def gae_over_gaps(rew: Array, values: Array, mask: Array, gamma: float, lam: float) -> tuple[Array, Array]:
+    """GAE and reward-to-go over sequences with gaps: steps with mask 0 are skipped, as if removed.
+
+    For RL²'s concatenated trials, where an episode that ended early leaves masked padding before
+    the next episode of the same trial: the return and advantage of a step include the rewards of
+    every LATER valid step of the sequence. rew, values, mask [..., L] -> (advantages, returns)
+    [..., L], 0 where mask is 0; nothing is bootstrapped past the sequence's last valid step.
+
+        valid t (next valid step t'):  G_t = r_t + γ G_t',  δ_t = r_t + γ V_t' − V_t,  A_t = δ_t + γλ A_t'
+    """
+    rew = jnp.asarray(rew)
+    mask = jnp.asarray(mask, rew.dtype)
+    values = jnp.asarray(values, rew.dtype)
+
+    def step(carry, x):
+        a_next, v_next, g_next = carry
+        r, v, m = x
+        valid = m > 0
+        a = r + gamma * v_next - v + gamma * lam * a_next
+        g = r + gamma * g_next
+        carry = (jnp.where(valid, a, a_next), jnp.where(valid, v, v_next), jnp.where(valid, g, g_next))
+        return carry, (jnp.where(valid, a, 0.0), jnp.where(valid, g, 0.0))
+
+    moved = [jnp.moveaxis(x, -1, 0) for x in (rew, values, mask)]
+    zeros = jnp.zeros(rew.shape[:-1], rew.dtype)
+    _, (adv, ret) = jax.lax.scan(step, (zeros, zeros, zeros), moved, reverse=True)
+    return jnp.moveaxis(adv, 0, -1), jnp.moveaxis(ret, 0, -1)

@@ -1,6 +1,6 @@
 """Conjugate gradients on matrix-free linear operators over parameter pytrees.
 
-Used twice: for v = (∇²_θθ L + damping·I)⁻¹ g in the implicit hypergradient (SPEC §3, Prop. 2 / eq. 8),
+Used twice: for v = (∇²_θθ L + damping·I)⁻¹ g in the implicit hypergradient (docs/MATH.md §3, Prop. 2 / eq. 8),
 and for the natural-gradient direction F⁻¹ g of the TRPO meta-step. Written here (rather than
 `jax.scipy.sparse.linalg.cg`) because callers need the iteration count, the final residual and a
 flag for breakdown (non-positive curvature or non-finite numbers), all of which are metrics.

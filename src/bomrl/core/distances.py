@@ -1,4 +1,4 @@
-"""Distances between the meta-policy π_φ and an adapted policy π_θ (SPEC §1).
+"""Distances between the meta-policy π_φ and an adapted policy π_θ (eq. (1) of the paper).
 
 A `Distance` is either
   - a state distance: fn(dist_phi, dist_theta) -> d² per state [...], where dist_* are the policy's
@@ -20,11 +20,10 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bomrl.core import DISTANCES, distance_names
 from bomrl.core.policies import Policy
 from bomrl.errors import ConfigError
 
-DISTANCE_NAMES = ("d1", "d2", "d3")
-_ALIASES = {"kl": "d1", "rkl": "d2", "euclid": "d3"}
 
 
 class Distance(NamedTuple):
@@ -47,8 +46,8 @@ def _sq_norm(theta, phi):
     return sum(jnp.sum((a - b) ** 2) for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(phi)))
 
 
-def d3() -> Distance:
-    """‖θ − φ‖² over every leaf of the parameter pytree."""
+def d3(policy: Policy | None = None) -> Distance:
+    """‖θ − φ‖² over every leaf of the parameter pytree (the policy is not needed)."""
     return Distance("d3", "param", _sq_norm)
 
 
@@ -69,20 +68,19 @@ def logit_sq_distance() -> Distance:
 
 
 def get_distance(spec: str | Distance, policy: Policy) -> Distance:
-    """Resolve "d1" | "d2" | "d3" (aliases "kl", "rkl", "euclid") or pass a Distance through."""
-    if isinstance(spec, Distance):
-        if spec.kind not in ("state", "param"):
-            raise ConfigError(f"distance kind={spec.kind!r} is invalid: allowed values are state, param")
-        return spec
-    name = _ALIASES.get(spec, spec)
-    if name == "d1":
-        return d1(policy)
-    if name == "d2":
-        return d2(policy)
-    if name == "d3":
-        return d3()
-    raise ConfigError(f"distance={spec!r} is invalid: allowed values are d1, d2, d3 (or kl, rkl, euclid), "
-                      "or a Distance from state_distance()/param_distance()")
+    """Resolve a registered name (d1, d2, d3, aliases kl, rkl, euclid, or one registered with
+    `bomrl.core.register_distance`) for `policy`, or pass a Distance through."""
+    if not isinstance(spec, Distance):
+        if not isinstance(spec, str) or spec not in DISTANCES:
+            raise ConfigError(f"distance={spec!r} is invalid: allowed values are {', '.join(distance_names())}, "
+                              "or a Distance from state_distance()/param_distance()")
+        name, spec = spec, DISTANCES.get(spec)(policy)
+        if not isinstance(spec, Distance):
+            raise ConfigError(f"the distance factory registered as {name!r} returned {type(spec).__name__}, "
+                              "not a Distance")
+    if spec.kind not in ("state", "param"):
+        raise ConfigError(f"distance kind={spec.kind!r} is invalid: allowed values are state, param")
+    return spec
 
 
 def weighted_mean(x: jax.Array, weight: jax.Array) -> jax.Array:

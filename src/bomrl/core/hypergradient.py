@@ -1,4 +1,4 @@
-"""Implicit hypergradients ∇_φ J_τ(π_θ'(φ)) of the bilevel problem (SPEC §3, Prop. 2, eqs. 8 and 10).
+"""Implicit hypergradients ∇_φ J_τ(π_θ'(φ)) of the bilevel problem (docs/MATH.md §3, Prop. 2, eqs. 8 and 10).
 
 `root_vjp` is the general piece (in the spirit of jaxopt's root_vjp): with the inner optimality
 condition F(θ, φ) = ∇_θ L(θ, φ) = 0 at θ', and an outer gradient g = ∇_θ J at θ',

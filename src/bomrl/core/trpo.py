@@ -19,6 +19,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from bomrl.core.cg import cg_solve
 from bomrl.errors import check, check_choice
@@ -179,8 +180,6 @@ def make_meta_update(method: str = "trpo", *, learning_rate: float = 1e-2, max_k
     check_choice("meta_update", method, ("trpo", "sgd", "adam"))
     check(learning_rate > 0, "learning_rate", learning_rate, "> 0")
     check(max_kl > 0, "max_kl", max_kl, "> 0")
-    import optax
-
     opt = optax.sgd(learning_rate) if method == "sgd" else optax.adam(learning_rate)
 
     def init(params):

@@ -27,6 +27,9 @@ A family may also provide a fast vectorized stepper (`make_stepper`); the defaul
     stepper.step(actions [N, act_dim], active [N] bool) -> (obs [N, obs_dim], rew [N], terminated [N])
     stepper.close()
 
+A family may also provide pure-JAX dynamics (`jax_env`, see `bomrl.envs.jax_rollout`): the
+"vector" backend then runs the whole rollout of all tasks as one jitted `lax.scan`.
+
 Action scale (`action_scale`, default 10): a continuous policy acts in [−s, s]^A; the sampler clips
 its action there and maps it linearly onto the env's bounds [low, high]
 (`env = low + (a + s)(high − low)/(2s)`, so env = a/10 for bounds ±1 at s = 10) before the stepper
@@ -46,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from bomrl.errors import ConfigError
+from bomrl.registry import Registry
 
 
 class TaskFamily:
@@ -137,6 +141,11 @@ class TaskFamily:
         """A stepper for num_envs environments of this family. Override for a faster one."""
         return GymLoopStepper(self, num_envs)
 
+    def jax_env(self):
+        """Pure-JAX dynamics (`bomrl.envs.jax_rollout.JaxEnv`) or None (default). With them the
+        "vector" backend runs the whole rollout as one jitted `lax.scan` (no stepper)."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, horizon={self.horizon})"
 
@@ -225,20 +234,25 @@ def _quiet_mujoco() -> None:
 
 
 # ---- registry ----------------------------------------------------------------------------------
-_REGISTRY: dict[str, Callable[..., TaskFamily]] = {}
+# name -> factory(**kwargs) -> TaskFamily (a TaskFamily subclass or any callable); the built-in
+# families are lazy "module:attribute" entries, so validating a name imports no MuJoCo.
+FAMILIES = Registry("task family", "env")
+FAMILIES.register("halfcheetah-vel", "bomrl.envs.locomotion:halfcheetah_vel")
+FAMILIES.register("halfcheetah-dir", "bomrl.envs.locomotion:halfcheetah_dir")
+FAMILIES.register("ant-vel", "bomrl.envs.locomotion:ant_vel")
+FAMILIES.register("ant-dir", "bomrl.envs.locomotion:ant_dir")
+FAMILIES.register("nav2d", "bomrl.envs.navigation:Nav2dFamily")
+FAMILIES.register("nav2d-sparse", "bomrl.envs.navigation:Nav2dSparseFamily")
 
 
 def register_family(name: str, factory: Callable[..., TaskFamily], overwrite: bool = False) -> None:
     """Register a family factory (a TaskFamily subclass or any callable returning a TaskFamily)."""
-    if name in _REGISTRY and not overwrite and _REGISTRY[name] is not factory:
-        raise ConfigError(f"task family {name!r} is already registered (pass overwrite=True to replace it)")
-    _REGISTRY[name] = factory
+    FAMILIES.register(name, factory, overwrite=overwrite)
 
 
 def family_names() -> list[str]:
-    """Names of all registered families (the built-in locomotion ones included)."""
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Names of all registered families (the built-in ones first)."""
+    return FAMILIES.names()
 
 
 def get_family(name: str | TaskFamily, **kwargs: Any) -> TaskFamily:
@@ -246,15 +260,7 @@ def get_family(name: str | TaskFamily, **kwargs: Any) -> TaskFamily:
     TaskFamily. An unknown name raises a one-line ConfigError listing the allowed names."""
     if isinstance(name, TaskFamily):
         return name
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise ConfigError(f"env={name!r} is invalid: allowed values are {', '.join(sorted(_REGISTRY))}")
-    family = _REGISTRY[name](**kwargs)
+    family = FAMILIES.get(name)(**kwargs)
     if not isinstance(family, TaskFamily):
         raise ConfigError(f"the factory registered as {name!r} returned {type(family).__name__}, not a TaskFamily")
     return family
-
-
-def _load_builtin() -> None:
-    import bomrl.envs.locomotion  # noqa: F401  (registers the four MuJoCo families)
-    import bomrl.envs.navigation  # noqa: F401  (registers nav2d)

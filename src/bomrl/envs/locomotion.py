@@ -1,4 +1,4 @@
-"""The four MuJoCo locomotion task families of the paper's Section 6.2 (SPEC section 5).
+"""The four MuJoCo locomotion task families of the paper's Section 6.2 (docs/MATH.md §5).
 
 Built on gymnasium's HalfCheetah-v5 and Ant-v5 (gymnasium 1.x, MuJoCo >= 4.0): the same model XML, frame skip 5
 (dt = 0.05), reset noise (qpos + U[-0.1, 0.1], qvel + 0.1·N(0, 1), drawn exactly as gymnasium
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bomrl.envs.families import TaskFamily, register_family
+from bomrl.envs.families import TaskFamily
 from bomrl.errors import ConfigError
 from bomrl.utils import configure_mujoco_log
 
@@ -286,7 +286,7 @@ class LocomotionFamily(TaskFamily):
         return rng.choice(np.array([-1.0, 1.0]), size=(n, 1))
 
     def move_reward(self, task, v: float) -> float:
-        """Moving reward: −|v − v*| for goal velocity, d·v for goal direction (SPEC §5)."""
+        """Moving reward: −|v − v*| for goal velocity, d·v for goal direction (docs/MATH.md §5)."""
         return -abs(v - task[0]) if self.kind == "vel" else task[0] * v
 
     def make_stepper(self, num_envs: int, num_threads: int = 1):
@@ -326,7 +326,8 @@ class AntFamily(LocomotionFamily):
         return float(move + info["reward_survive"] + info["reward_ctrl"] + info["reward_contact"])
 
 
-register_family("halfcheetah-vel", functools.partial(HalfCheetahFamily, "vel"))
-register_family("halfcheetah-dir", functools.partial(HalfCheetahFamily, "dir"))
-register_family("ant-vel", functools.partial(AntFamily, "vel"))
-register_family("ant-dir", functools.partial(AntFamily, "dir"))
+# the factories registered by name in bomrl.envs.families.FAMILIES
+halfcheetah_vel = functools.partial(HalfCheetahFamily, "vel")
+halfcheetah_dir = functools.partial(HalfCheetahFamily, "dir")
+ant_vel = functools.partial(AntFamily, "vel")
+ant_dir = functools.partial(AntFamily, "dir")

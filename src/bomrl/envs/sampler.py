@@ -21,6 +21,13 @@
 - Reproducible: the (task, episode) environment of call number k gets reset seed
   SeedSequence([seed, k]).generate_state(T*E)[t*E + e]; the action noise comes from `key`. Same
   sampler seed, same call order and same key give identical batches, on either backend.
+- Families with pure-JAX dynamics (`TaskFamily.jax_env()`, e.g. nav2d) on the "vector" backend:
+  the whole rollout of all tasks (policy, action scaling, dynamics, masks) is ONE jitted
+  `lax.scan` (bomrl.envs.jax_rollout), compiled once per policy; same layout, seeds and noise.
+- Recurrent policies (`bomrl.core.recurrent`, RL²; `policy.recurrent` is True): the E episodes of
+  a task are E / K trials of K = `policy.episodes_per_trial` consecutive episodes (episode
+  e = trial · K + k); the policy state is carried across the episodes of a trial and reset between
+  trials (E must be a multiple of K; not on the "ray" backend).
 - Backends: "vector" steps all environments in this process (the MuJoCo families on MuJoCo's
   C thread pool with num_workers threads; other families in a Python loop); "process" splits
   them over num_workers worker processes (fresh interpreters running bomrl.envs.worker), which also parallelises
@@ -215,6 +222,84 @@ def _make_act_fn(policy, shard: tuple[int, int, int] | None = None):
     return jax.jit(act)
 
 
+def _make_recurrent_act_fn(policy):
+    """jit(params [T, ...], h [T, n, hidden], obs [T, n, obs_dim], prev_act, prev_rew [T, n],
+    first (bool scalar), alive [T, n], key, j) -> (h', actions [T, n, ...]); h' = h where not alive.
+    The noise of step j of the trial is split(fold_in(key, j), T) (as in bomrl.envs.jax_rollout)."""
+    import jax
+    import jax.numpy as jnp
+
+    def act(params, h, obs, prev_act, prev_rew, first, alive, key, j):
+        keys = jax.random.split(jax.random.fold_in(key, j), obs.shape[0])
+
+        def one_task(p, hh, o, pa, pr, live, k):
+            x = policy.features(o, pa, pr, jnp.broadcast_to(first, live.shape))
+            h_new, dist = policy.step(p, hh, x)
+            return jnp.where(live[..., None], h_new, hh), policy.sample(dist, k)
+
+        return jax.vmap(one_task)(params, h, obs, prev_act, prev_rew, alive, keys)
+
+    return jax.jit(act)
+
+
+def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds: np.ndarray, key,
+                      episodes: int, horizon: int, spaces: tuple, dtype,
+                      action_scale: float = 10.0) -> tuple[np.ndarray, ...]:
+    """`rollout` for a recurrent policy (trials of K = policy.episodes_per_trial episodes; module
+    docstring). All n·E envs are reset first; episode slot k of every trial is stepped during the
+    k-th block of H steps, the others are inactive. Same outputs as `rollout`."""
+    import jax.numpy as jnp
+
+    obs_dim, act_dim, low, high, discrete = spaces
+    T, E, H, K = tasks.shape[0], episodes, horizon, policy.episodes_per_trial
+    nt, N = E // K, tasks.shape[0] * episodes
+    obs_dtype = _first_float_dtype(params)
+    act_shape = () if discrete else (act_dim,)
+    obs_buf = np.zeros((T, nt, K, H, obs_dim), dtype)
+    act_buf = np.zeros((T, nt, K, H, *act_shape), np.int64 if discrete else dtype)
+    rew_buf = np.zeros((T, nt, K, H), np.float64)
+    mask = np.zeros((T, nt, K, H), np.float64)
+    t_env = time.perf_counter()
+    obs0 = stepper.reset(np.repeat(tasks, E, axis=0), seeds).reshape(T, nt, K, obs_dim)
+    env_seconds, policy_seconds = time.perf_counter() - t_env, 0.0
+    h = policy.initial_state((T, nt)).astype(obs_dtype)
+    prev_act = np.zeros((T, nt), np.int32) if discrete else np.zeros((T, nt, act_dim), obs_dtype)
+    prev_rew = np.zeros((T, nt), obs_dtype)
+    for k in range(K):
+        obs, alive = obs0[:, :, k].copy(), np.ones((T, nt), bool)
+        for t in range(H):
+            obs_buf[:, :, k, t] = obs * alive[..., None]
+            t0 = time.perf_counter()
+            h, act = act_fn(params, h, jnp.asarray(obs, obs_dtype), jnp.asarray(prev_act), jnp.asarray(prev_rew),
+                            np.bool_(t == 0), jnp.asarray(alive), key, np.int32(k * H + t))
+            act = np.asarray(act)
+            t1 = time.perf_counter()
+            full = np.zeros((T, nt, K, *act_shape), act.dtype)
+            full[:, :, k] = act
+            active = np.zeros((T, nt, K), bool)
+            active[:, :, k] = alive
+            full = full.reshape(N, *act_shape)
+            env_act = full if discrete else scale_action(full, low, high, action_scale)
+            next_obs, rew, term = stepper.step(env_act, active.reshape(N))
+            policy_seconds += t1 - t0
+            env_seconds += time.perf_counter() - t1
+            next_obs = np.asarray(next_obs).reshape(T, nt, K, obs_dim)[:, :, k]
+            rew = np.asarray(rew, np.float64).reshape(T, nt, K)[:, :, k]
+            term = np.asarray(term, bool).reshape(T, nt, K)[:, :, k]
+            sel = alive if discrete else alive[..., None]
+            act_buf[:, :, k, t] = np.where(sel, act, 0)
+            rew_buf[:, :, k, t] = np.where(alive, rew, 0.0)
+            mask[:, :, k, t] = alive
+            prev_act = np.where(sel, act, prev_act).astype(prev_act.dtype)
+            prev_rew = np.where(alive, rew, prev_rew).astype(obs_dtype)
+            obs = np.where(alive[..., None], next_obs, obs)
+            alive = alive & ~term
+            if not alive.any():
+                break
+    shape = lambda x: x.reshape(T, E, H, *x.shape[4:])  # noqa: E731
+    return shape(obs_buf), shape(act_buf), shape(rew_buf), shape(mask), policy_seconds, env_seconds
+
+
 def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, episodes: int,
             horizon: int, spaces: tuple, dtype, action_scale: float = 10.0) -> tuple[np.ndarray, ...]:
     """E episodes of H steps in each of n tasks on `stepper` (n*E envs, env i = task i // E).
@@ -274,6 +359,16 @@ def assemble(obs, act, rew, mask, dtype, t_start: float, policy_seconds: float,
     return batch, stats
 
 
+class _JaxEnvHandle:
+    """Stands in for a stepper when the family's rollout runs as a jitted scan (jax_rollout)."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def close(self) -> None:
+        pass
+
+
 class Sampler:
     """T tasks × E episodes × H steps per call to `sample` (see the module docstring)."""
 
@@ -295,6 +390,9 @@ class Sampler:
     def _open(self):
         """The stepper of all T*E environments (backends "vector" and "process")."""
         if self.backend == "vector":
+            env = self.family.jax_env()
+            if env is not None:
+                return _JaxEnvHandle(env)
             return self.family.make_stepper(self.num_envs, self.num_workers)
         if self.backend == "process":
             return ProcessStepper(self.family, self.num_envs, self.num_workers)
@@ -347,24 +445,61 @@ class Sampler:
               f"{self.act_dim}, the action size of {self.family.name}")
         check(policy.discrete == self.discrete, "policy.discrete", policy.discrete,
               f"{self.discrete} for {self.family.name}")
+        if getattr(policy, "recurrent", False):
+            K = policy.episodes_per_trial
+            check(self.backend != "ray", "backend", self.backend,
+                  "'vector' or 'process' for a recurrent policy (RL²)")
+            check(self.episodes % K == 0, "episodes", self.episodes,
+                  f"a multiple of the recurrent policy's episodes_per_trial={K} (E / K trials per task)")
         lead = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree_util.tree_leaves(params)}
         check(lead == {T}, "params leading axis", sorted(lead, key=str),
               f"{T} (one parameter set per task; stack them with a leading task axis)")
         return tasks
 
+    @property
+    def jax_native(self) -> bool:
+        """True when rollouts run as one jitted lax.scan (a family with jax_env, vector backend)."""
+        return isinstance(self._stepper, _JaxEnvHandle)
+
     def _act_fn(self, policy):
         fn = self._act_fns.get(policy)
         if fn is None:
-            fn = self._act_fns[policy] = _make_act_fn(policy)
+            if self.jax_native:
+                from bomrl.envs.jax_rollout import make_scan_rollout
+
+                fn = make_scan_rollout(policy, self._stepper.env, self.num_tasks, self.episodes, self.horizon,
+                                       (self.obs_dim, self.act_dim, self.low, self.high, self.discrete),
+                                       self.family.action_scale)
+            elif getattr(policy, "recurrent", False):
+                fn = _make_recurrent_act_fn(policy)
+            else:
+                fn = _make_act_fn(policy)
+            self._act_fns[policy] = fn
         return fn
+
+    def _scan_rollout(self, policy, params, tasks, seeds, key):
+        """The jitted lax.scan rollout: numpy arrays as `rollout` returns them."""
+        import jax
+
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(self._act_fn(policy)(params, tasks, seeds, key))
+        obs, act, rew, mask = (np.asarray(x) for x in out)
+        seconds = time.perf_counter() - t0
+        act = act.astype(np.int64) if self.discrete else act.astype(self.dtype)
+        return (obs.astype(self.dtype), act, rew.astype(np.float64), mask.astype(np.float64), seconds, 0.0)
 
     def warmup(self, policy, params, key=None) -> None:
         """Compile the per-step policy call now (sample() would otherwise do it on first use)."""
         import jax
 
-        self._check_inputs(policy, params, np.zeros((self.num_tasks, self.family.task_dim)))
-        obs = np.zeros((self.num_tasks, self.episodes, self.obs_dim), _first_float_dtype(params))
+        tasks = self._check_inputs(policy, params, np.zeros((self.num_tasks, self.family.task_dim)))
         key = jax.random.PRNGKey(0) if key is None else key
+        if self.jax_native:
+            self._scan_rollout(policy, params, tasks, self.reset_seeds(0), key)
+            return
+        if getattr(policy, "recurrent", False):
+            return   # compiled on the first step of the first call
+        obs = np.zeros((self.num_tasks, self.episodes, self.obs_dim), _first_float_dtype(params))
         jax.block_until_ready(self._act_fn(policy)(params, obs, key, np.int32(0)))
 
     def sample(self, policy, params, tasks, key) -> tuple[Batch, SampleStats]:
@@ -373,10 +508,17 @@ class Sampler:
         tasks = self._check_inputs(policy, params, tasks)
         seeds = self.reset_seeds(self.iteration)
         self.iteration += 1
-        *arrays, policy_seconds, env_seconds = rollout(
-            self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
-            self.horizon, (self.obs_dim, self.act_dim, self.low, self.high, self.discrete), self.dtype,
-            self.family.action_scale)
+        spaces = (self.obs_dim, self.act_dim, self.low, self.high, self.discrete)
+        if self.jax_native:
+            *arrays, policy_seconds, env_seconds = self._scan_rollout(policy, params, tasks, seeds, key)
+        elif getattr(policy, "recurrent", False):
+            *arrays, policy_seconds, env_seconds = rollout_recurrent(
+                self._stepper, self._act_fn(policy), policy, params, tasks, seeds, key, self.episodes,
+                self.horizon, spaces, self.dtype, self.family.action_scale)
+        else:
+            *arrays, policy_seconds, env_seconds = rollout(
+                self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
+                self.horizon, spaces, self.dtype, self.family.action_scale)
         return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
 
 
@@ -420,4 +562,4 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
 
 
 __all__ = ["BACKENDS", "ProcessStepper", "SampleStats", "Sampler", "assemble", "make_sampler", "rollout",
-           "shard_slices"]
+           "rollout_recurrent", "shard_slices"]

@@ -3,104 +3,169 @@
 For every case (variance × distance) it meta-trains BO-MRL (Algorithm 1, Prop. 1 hypergradient),
 meta-trains MAML for one policy-gradient step, meta-tests both and a random initialisation for
 0..4 adaptation steps, computes the theory (TEOG, ε, A, Var, the Theorem 3/4 bound) and writes
-DIR/<variance-or-p>-<distance>/summary.json plus two figures. Import-light: JAX loads in run().
+DIR/<variance-or-p>-<distance>/summary.json plus two figures. The configuration (import-light, for
+the command line) is bomrl.experiments.frozenlake_config.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 from pathlib import Path
-from typing import Literal, Optional
 
-from bomrl.errors import check
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-VARIANCE_HOLE_PROB = {"high": 0.3, "low": 0.1}
-# Appendix A: λ for Alg(1) / Alg(2) / Alg(3).
-PAPER_LAMBDA = {"high": {"kl": 0.5, "rkl": 0.5, "euclid": 0.04}, "low": {"kl": 0.25, "rkl": 0.25, "euclid": 0.02}}
+from bomrl.experiments.frozenlake_config import PAPER_LAMBDA, FrozenLakeConfig
+from bomrl.experiments.frozenlake_plots import plot_case
+from bomrl.experiments.frozenlake_report import print_table
+from bomrl.tabular.frozenlake import sample_lake_tasks
+from bomrl.tabular.mdp import greedy_policy, optimal_q
+from bomrl.tabular.meta import (
+    MetaTrainSettings,
+    SampleSettings,
+    meta_test,
+    meta_train,
+)
+from bomrl.tabular.theory import TASK_AXES, TheoryOptions, compute_theory, expected_returns, optimal_logits
+from bomrl.utils import atomic_write_json, ensure_out_dir
 
-
-@dataclass(frozen=True)
-class FrozenLakeConfig:
-    """Reproduce the Frozen Lake experiments of Section 6.1 (Figures 1, 3, 4) and check the bounds."""
-
-    variance: Literal["high", "low", "both"] = "both"
-    """Task distribution: high (hole probability 0.3) or low (0.1) variance; both runs the two."""
-    distance: Literal["kl", "rkl", "euclid", "all"] = "all"
-    """Within-task distance: kl = d1 (Alg(1)), rkl = d2 (Alg(2)), euclid = d3 (Alg(3)), or all."""
-    size: int = 4
-    """Lake side N (N×N cells). 4 is gymnasium's default FrozenLake map size."""
-    hole_prob: Optional[float] = None
-    """Hole probability per cell in [0, 1); overrides --variance."""
-    tasks: int = 20
-    """Tasks per distribution (the paper uses 20)."""
-    seed: int = 0
-    """Seed of task sampling, Monte-Carlo episodes and the random initialisation."""
-    out: Path = Path("results/frozenlake")
-    """Output directory."""
-    lam: Optional[float] = None
-    """λ for Alg(i); default: the paper's (0.5/0.5/0.04 high, 0.25/0.25/0.02 low variance; with
-    --hole-prob, the high-variance values if p >= 0.2, else the low-variance ones)."""
-    gamma: float = 0.8
-    """Discount factor (the paper's 0.8)."""
-    slip: float = 0.0
-    """Probability that a move slips to a perpendicular direction (gymnasium's slippery lake: 2/3)."""
-    init: Literal["uniform", "start"] = "uniform"
-    """Initial distribution: uniform over non-terminal cells (full support, Remark 1) or the start cell."""
-    q_estimate: Literal["mc", "exact"] = "mc"
-    """Q for adaptation and training: mc = Monte-Carlo episodes (the paper's), exact = linear solves."""
-    rollouts_per_pair: int = 10
-    """mc: episodes started in each (s, a) per data collection."""
-    iterations: int = 100
-    """Meta-training iterations for BO-MRL and MAML (docs/FROZENLAKE.md: 300 add < 0.005 to J)."""
-    meta_lr: float = 0.1
-    """Meta step size (Adam) for BO-MRL and MAML."""
-    adapt_steps: int = 4
-    """Meta-test adaptation steps (the figures show 0..4)."""
-    pg_step_size: Optional[float] = None
-    """MAML / random-init inner step η in θ' = φ + η E[∇log π Q]; default 1/(2λ_3) (Appendix H)."""
-    theta_bound: float = 3.0
-    """Bound B on the logits of the optimal softmax policy (finite KL; p(optimal action) ≥ 0.99)."""
-    epsilon: Literal["center", "meta", "remark1"] = "center"
-    """ε of Assumption 2: under the Var-minimising policy (N.2-N.3), the meta-policy, or (1−γ)min ρ."""
-    a_max: Literal["center", "meta", "reward-bound"] = "center"
-    """A of the bound: A'_max (Appendix N.3), the meta-policy's, or r_max/(1−γ)."""
-
-    def validate(self) -> None:
-        check(self.size >= 2, "--size", self.size, "an integer N >= 2")
-        if self.hole_prob is not None:
-            check(0.0 <= self.hole_prob < 1.0, "--hole-prob", self.hole_prob, "in [0, 1)")
-        check(self.tasks >= 1, "--tasks", self.tasks, ">= 1")
-        check(self.seed >= 0, "--seed", self.seed, "an integer >= 0")
-        if self.lam is not None:
-            check(self.lam > 0, "--lam", self.lam, "> 0")
-        check(0.0 < self.gamma < 1.0, "--gamma", self.gamma, "in (0, 1)")
-        check(0.0 <= self.slip <= 1.0, "--slip", self.slip, "in [0, 1]")
-        check(self.rollouts_per_pair >= 1, "--rollouts-per-pair", self.rollouts_per_pair, ">= 1")
-        check(self.iterations >= 0, "--iterations", self.iterations, ">= 0")
-        check(self.meta_lr > 0, "--meta-lr", self.meta_lr, "> 0")
-        check(self.adapt_steps >= 1, "--adapt-steps", self.adapt_steps, ">= 1")
-        if self.pg_step_size is not None:
-            check(self.pg_step_size > 0, "--pg-step-size", self.pg_step_size, "> 0")
-        check(self.theta_bound > 0, "--theta-bound", self.theta_bound, "> 0")
-
-    def cases(self) -> list[tuple[str, float, str, str]]:
-        """[(case label, hole probability, lambda-preset variance, distance)]."""
-        dists = ["kl", "rkl", "euclid"] if self.distance == "all" else [self.distance]
-        if self.hole_prob is not None:
-            preset = "high" if self.hole_prob >= 0.2 else "low"
-            groups = [(f"p{self.hole_prob:g}", self.hole_prob, preset)]
-        else:
-            vs = ["high", "low"] if self.variance == "both" else [self.variance]
-            groups = [(v, VARIANCE_HOLE_PROB[v], v) for v in vs]
-        return [(f"{g}-{d}", p, preset, d) for g, p, preset in groups for d in dists]
+__all__ = ["FrozenLakeConfig", "run", "run_all"]
 
 
 def run(cfg: FrozenLakeConfig) -> dict:
-    cfg.validate()
-    from bomrl.utils import ensure_out_dir
-
-    out = ensure_out_dir(cfg.out)
-    from bomrl.experiments.frozenlake_run import run_all
-
+    cfg.validate()                 # every value, before any work
+    out = ensure_out_dir(cfg.out)  # an unwritable --out: one line, before any work
     return run_all(cfg, out)
 
+
+def _floats(x) -> list[float]:
+    return [float(v) for v in np.asarray(x)]
+
+
+def _monotone_fraction(returns: np.ndarray) -> float:
+    """Fraction of (task, step) pairs where one more Alg(i) did not lower the exact return."""
+    diffs = np.diff(returns, axis=1)
+    return float(np.mean(diffs >= -1e-12))
+
+
+def run_case(cfg: FrozenLakeConfig, tasks, shared: dict, label: str, preset: str, distance: str) -> dict:
+    lam = cfg.lam if cfg.lam is not None else PAPER_LAMBDA[preset][distance]
+    sample = shared["sample"]
+    key = jax.random.PRNGKey(cfg.seed + 1)
+    k_train, k_test, k_theory = jax.random.split(key, 3)
+    S, A = tasks.r.shape[1:]
+    phi0 = jnp.zeros((S, A))
+
+    t0 = time.perf_counter()
+    phi, gnorm = jax.block_until_ready(meta_train(tasks, phi0, k_train, lam, "bomrl", distance, sample, shared["train"]))
+    train_s = time.perf_counter() - t0
+
+    bomrl_R, _ = meta_test(tasks, phi, k_test, lam, "alg", distance, cfg.adapt_steps, sample)
+    exact = SampleSettings(mode="exact")
+    bomrl_R_exact, _ = meta_test(tasks, phi, k_test, lam, "alg", distance, cfg.adapt_steps, exact)
+    bomrl_R, bomrl_R_exact = np.asarray(bomrl_R), np.asarray(bomrl_R_exact)
+
+    theory = compute_theory(tasks, phi, distance, lam, shared["theory"], theta_star=shared["theta_star"])
+    J_star = shared["J_star"]
+    maml_R, rand_R = shared["maml_R"], shared["rand_R"]
+    teog = {
+        "no_adaptation": float(np.mean(J_star - bomrl_R[:, 0])),
+        "one_time_alg": float(np.mean(J_star - bomrl_R[:, 1])),
+        "one_pg_step": float(np.mean(J_star - maml_R[:, 1])),
+    }
+    summary = {
+        "case": label,
+        "distance": distance,
+        "hole_prob": shared["hole_prob"],
+        "size": cfg.size,
+        "tasks": cfg.tasks,
+        "seed": cfg.seed,
+        "gamma": cfg.gamma,
+        "lambda": lam,
+        "q_estimate": cfg.q_estimate,
+        "teog": teog,
+        "teog_exact_q": {
+            "no_adaptation": teog["no_adaptation"],
+            "one_time_alg": float(np.mean(J_star - bomrl_R_exact[:, 1])),
+            "one_pg_step": float(np.mean(J_star - shared["maml_R_exact"][:, 1])),
+        },
+        "bound": theory["bound"],
+        "one_time_alg_below_bound": bool(teog["one_time_alg"] <= theory["bound"]),
+        "one_pg_step_below_bound": bool(teog["one_pg_step"] <= theory["bound"]),
+        "task_variance": theory["task_variance"],
+        "epsilon": theory["epsilon"],
+        "a_max": theory["a_max"],
+        "theory": theory,
+        "returns_vs_steps": {
+            "bomrl": _floats(bomrl_R.mean(0)),
+            "maml": _floats(maml_R.mean(0)),
+            "random_init": _floats(rand_R.mean(0)),
+            "optimal": float(np.mean(J_star)),
+            "optimal_unbounded": shared["J_opt_unbounded"],
+            "bomrl_exact_q": _floats(bomrl_R_exact.mean(0)),
+        },
+        "monotonic_improvement": {
+            "fraction_nondecreasing_sampled_q": _monotone_fraction(bomrl_R),
+            "fraction_nondecreasing_exact_q": _monotone_fraction(bomrl_R_exact),
+        },
+        "training": {
+            "iterations": cfg.iterations,
+            "final_hypergradient_norm": float(gnorm[-1]) if len(gnorm) else None,
+        },
+        "pg_step_size": shared["pg_step"],
+    }
+    return summary, {"bomrl_train_s": train_s, "maml_train_s": shared["maml_s"]}
+
+
+def run_all(cfg: FrozenLakeConfig, out: Path) -> dict:
+    jax.config.update("jax_enable_x64", True)
+    sample = SampleSettings(mode=cfg.q_estimate, rollouts_per_pair=cfg.rollouts_per_pair)
+    sample.validate()
+    train = MetaTrainSettings(iterations=cfg.iterations, learning_rate=cfg.meta_lr)
+    theory_opts = TheoryOptions(theta_bound=cfg.theta_bound, epsilon=cfg.epsilon, a_max=cfg.a_max)
+    theory_opts.validate()
+
+    groups: dict[tuple[float, str], list] = {}
+    for label, p, preset, d in cfg.cases():
+        groups.setdefault((p, preset), []).append((label, d))
+
+    results, timings = {}, {}
+    for (p, preset), cases in groups.items():
+        lake = sample_lake_tasks(cfg.tasks, cfg.size, p, cfg.gamma, cfg.slip, cfg.init, cfg.seed)
+        tasks = jax.tree_util.tree_map(jnp.asarray, lake.mdp)._replace(gamma=cfg.gamma)
+        S, A = tasks.r.shape[1:]
+        theta_star = optimal_logits(tasks, cfg.theta_bound)
+        J_star = np.asarray(expected_returns(tasks, theta_star))
+        Qs = jax.vmap(optimal_q, in_axes=(TASK_AXES,))(tasks)
+        J_opt = float(np.mean(expected_returns(tasks, jnp.log(jnp.clip(jax.vmap(greedy_policy)(Qs), 1e-300)))))
+
+        lam3 = cfg.lam if cfg.lam is not None else PAPER_LAMBDA[preset]["euclid"]
+        pg_step = cfg.pg_step_size if cfg.pg_step_size is not None else 1.0 / (2.0 * lam3)
+        key = jax.random.PRNGKey(cfg.seed + 2)
+        k_train, k_test, k_rand = jax.random.split(key, 3)
+        t0 = time.perf_counter()
+        phi_maml, _ = jax.block_until_ready(meta_train(tasks, jnp.zeros((S, A)), k_train, pg_step, "maml", "-", sample, train))
+        maml_s = time.perf_counter() - t0
+        n = cfg.adapt_steps
+        maml_R, _ = meta_test(tasks, phi_maml, k_test, pg_step, "pg", "-", n, sample)
+        maml_R_exact, _ = meta_test(tasks, phi_maml, k_test, pg_step, "pg", "-", n, SampleSettings(mode="exact"))
+        phi_rand = jax.random.normal(k_rand, (S, A))
+        rand_R, _ = meta_test(tasks, phi_rand, k_test, pg_step, "pg", "-", n, sample)
+        shared = {
+            "sample": sample, "train": train, "theory": theory_opts, "theta_star": theta_star,
+            "J_star": J_star, "J_opt_unbounded": J_opt, "maml_R": np.asarray(maml_R),
+            "maml_R_exact": np.asarray(maml_R_exact), "rand_R": np.asarray(rand_R),
+            "maml_s": maml_s, "pg_step": pg_step, "hole_prob": p,
+        }
+        for label, d in cases:
+            summary, timing = run_case(cfg, tasks, shared, label, preset, d)
+            timings[label] = timing
+            case_dir = out / label
+            case_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(case_dir / "summary.json", summary)
+            plot_case(summary, case_dir)
+            results[label] = summary
+    atomic_write_json(out / "timings.json", timings)  # wall times vary; summary.json files do not
+    print_table(results, out)
+    return results

@@ -2,7 +2,7 @@
 
     pi'(·|s) = argmax_p  Σ_a p(a) Q(s, a) − λ d²(pi_phi(·|s), p)
 
-Distances (SPEC §1), named as on the command line:
+Distances (docs/MATH.md §1), named as on the command line:
     "kl"     d1² = KL(pi_phi ‖ p)   p(a) = λ pi_phi(a) / (μ − Q(a)),  μ > max Q with Σ p = 1
     "rkl"    d2² = KL(p ‖ pi_phi)   p(a) ∝ pi_phi(a) exp(Q(a) / λ)  (closed form)
     "euclid" d3² = ‖θ_s − phi_s‖²   on the logits of state s; damped Newton ascent from phi_s
@@ -135,7 +135,7 @@ def pg_step(phi: jax.Array, nu: jax.Array, Q: jax.Array, step: float) -> jax.Arr
     For the tabular softmax the expectation is ν(s) pi(a|s) (Q(s, a) − V(s)). With step = 1/(2λ)
     this is exactly the first-order expansion of eq. (2) with d3 (Appendix H), i.e. MAML's inner step.
     Differentiating it w.r.t. phi gives MAML's meta-gradient: the data (ν, Q and the sampling
-    policy pī) are constants; only ∇ log pi_phi depends on phi (MAML ignores ∇_phi Q, SPEC §3).
+    policy pī) are constants; only ∇ log pi_phi depends on phi (MAML ignores ∇_phi Q, docs/MATH.md §3).
     """
     nu, Q = jax.lax.stop_gradient(nu), jax.lax.stop_gradient(Q)
     pi = jax.nn.softmax(phi, axis=-1)

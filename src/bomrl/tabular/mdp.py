@@ -2,7 +2,7 @@
 
 Everything here is a pure, differentiable JAX function of the policy, so "automatic differentiation
 through exact policy evaluation" is simply `jax.grad` of these functions: the ground truth every
-hypergradient implementation is tested against (SPEC §3).
+hypergradient implementation is tested against (docs/MATH.md §3).
 
 Shapes: S states, A actions. A policy is a row-stochastic array pi [S, A]; its logits are phi [S, A]
 with pi = softmax(phi, axis=-1) (the tabular softmax policy of the paper's Section 5.1).
@@ -129,7 +129,7 @@ def greedy_policy(Q: jax.Array) -> jax.Array:
 
 def bounded_optimal_logits(mdp: TabularMDP, bound: float, steps: int = 500) -> jax.Array:
     """θ*_B = argmax_{θ ∈ [-B, B]^{S×A}} J(softmax θ): the optimal softmax policy of a bounded
-    parameter set (SPEC §4: a deterministic optimum would have infinite KL to any softmax policy).
+    parameter set (docs/MATH.md §4: a deterministic optimum would have infinite KL to any softmax policy).
 
     Projected gradient ascent on the exact J, started at the vertex +B on the greedy optimal action
     and -B elsewhere, with a step normalised by the largest gradient entry (sign-free, so it moves

@@ -1,4 +1,4 @@
-"""The paper's optimality guarantees, computed (SPEC §4; Theorems 3-4, Lemmas 1-2, Appendix N).
+"""The paper's optimality guarantees, computed (docs/MATH.md §4; Theorems 3-4, Lemmas 1-2, Appendix N).
 
 Quantities, all exact on tabular tasks:
 - TEOG = E_τ[J_τ(pi*_τ) − J_τ(policy)], pi*_τ the optimal softmax policy of a bounded parameter set.

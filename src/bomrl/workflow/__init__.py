@@ -8,5 +8,6 @@ and `bomrl plot`. See docs/WORKFLOW.md.
     metatest.py    return after 0..k one-time adaptations on fresh test tasks -> JSON
     plot.py        Fig. 2 (return vs adaptation step) and Fig. 5 (meta-training curves)
 
-Import-light: JAX is imported only inside the `run` functions.
+config.py is import-light (the command line imports it to build its parser); train.py,
+checkpoint.py and logging.py import JAX / numpy at their top (loaded once `bomrl train` is chosen).
 """

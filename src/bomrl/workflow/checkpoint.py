@@ -24,6 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import numpy as np
 
 from bomrl.errors import BomrlError
@@ -155,8 +156,6 @@ def load_latest(run_dir: Path, warn=None) -> Checkpoint:
 
 def restore_tree(template: Any, ckpt: Checkpoint):
     """Unflatten the checkpoint's leaves with the structure of `template` (shapes/dtypes checked)."""
-    import jax
-
     tmpl_leaves, treedef = jax.tree_util.tree_flatten(template)
     if len(tmpl_leaves) != len(ckpt.leaves):
         raise CheckpointError(f"checkpoint {ckpt.path} does not match this run's config "

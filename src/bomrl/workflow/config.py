@@ -1,8 +1,11 @@
 """`bomrl train` configuration: flags, an optional --config FILE (JSON or TOML), validation.
 
-Precedence: built-in defaults < --config FILE < command-line flags. A flag counts as given when
-its value differs from the built-in default (tyro cannot tell "given equal to the default" from
-"not given"), so to override a file value with the built-in default, edit the file.
+Precedence, one rule for every setting (lowest first): the dataclass default < the algorithm's
+per-env defaults (the paper's Appendix B) < `--preset` < the `--config` FILE (its fields, its
+`algo_config` table and its `set` list) < `--set NAME=VALUE` on the command line < a command-line
+flag (`--lam`, `--distance`, `--tasks`, ...). A flag counts as given when its value differs from the
+built-in default (tyro cannot tell "given equal to the default" from "not given"), so to override a
+file value with the built-in default, edit the file.
 
 Everything is checked by `resolve_train_config` before any work starts; a bad value raises a
 one-line ConfigError naming the value and what is allowed. Import-light (no JAX at import time;
@@ -13,17 +16,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from bomrl.algos import algorithm_names, get_algorithm
+from bomrl.core import distance_names
+from bomrl.envs import BACKENDS
+from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check, check_choice
+from bomrl.limits import MAX_ITERATIONS, check_counts, check_int, check_positive, check_seed, check_workers
+from bomrl.workflow.plugins import import_plugins
 
-ALGOS = ("bomrl", "maml-trpo", "promp", "emaml")
-DISTANCES = ("kl", "rkl", "euclid")
 SAMPLERS = ("vector", "process", "ray")
+MAX_HIDDEN = 10**4            # units per hidden layer
+MAX_WEIGHTS = 10**7           # weights between hidden layers (x 4 bytes x the copies TRPO / CG keep)
 CONFIG_NAME = "config.json"
 # Fields that may differ from the saved run config on `--resume` (they do not change the numbers).
 RESUME_MUTABLE = ("iterations", "checkpoint_every", "sampler", "ray_address", "workers", "progress",
@@ -36,13 +44,14 @@ class TrainConfig:
 
     env: str = "halfcheetah-vel"
     """Task family: halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir or any registered one."""
-    algo: Literal["bomrl", "maml-trpo", "promp", "emaml"] = "bomrl"
-    """Meta-RL algorithm."""
+    algo: str = "bomrl"
+    """Meta-RL algorithm: bomrl, maml-trpo, promp, emaml or any registered one (`bomrl train --algo A
+    --help` lists its settings for --set)."""
     distance: Optional[str] = None
-    """BO-MRL only: kl = d1 (default), rkl = d2, euclid = d3, or a name registered with
-    bomrl.workflow.distances.register_distance (by a --plugins module)."""
+    """BO-MRL only: d1 = KL(π_φ‖π_θ) (default), d2 = KL(π_θ‖π_φ), d3 = ‖θ−φ‖² (aliases kl, rkl,
+    euclid), or a name registered with bomrl.core.register_distance (by a --plugins module)."""
     lam: Optional[float] = None
-    """BO-MRL only: λ of eq. (7); default the paper's 0.5 (0.4 for rkl on halfcheetah-vel)."""
+    """BO-MRL only: λ of eq. (7); default 0.5 (the paper's 0.4 for d2 on halfcheetah-vel)."""
     iterations: int = 500
     """Total meta-iterations (on --resume: the new total, may be raised to train longer)."""
     tasks: int = 40
@@ -105,7 +114,7 @@ def read_config_file(path: Path) -> dict:
         raise ConfigError(f"--config={str(path)!r} cannot be read ({exc.strerror or exc})") from None
     try:
         if path.suffix.lower() == ".toml":
-            import tomllib
+            import tomllib   # lazy: Python >= 3.11 only, and only TOML files need it
 
             data = tomllib.loads(raw.decode())
         elif path.suffix.lower() == ".json":
@@ -169,6 +178,9 @@ def config_from_mapping(data: dict, where: str) -> tuple[dict, dict]:
             allowed = ", ".join(n for n in _FIELDS if n not in ("config", "resume"))
             raise ConfigError(f"{key!r} (in {where}) is not a train setting: allowed are {allowed}, algo_config")
         values[name] = _coerce(name, value, where)
+    if "algo" in values:   # registered names: the file's own plugins may register the algorithm
+        import_plugins(values.get("plugins", ()))
+        check_choice(f"algo (in {where})", values["algo"], algorithm_names())
     return values, algo_overrides
 
 
@@ -183,7 +195,10 @@ def parse_overrides(cfg_cls, items: tuple[str, ...]) -> dict:
     out = {}
     for item in items:
         name, sep, raw = str(item).partition("=")
-        out.update(typed_overrides(cfg_cls, {name: raw} if sep else {item: None}, raw_strings=True))
+        try:
+            out.update(typed_overrides(cfg_cls, {name: raw} if sep else {item: None}, raw_strings=True))
+        except ConfigError as exc:
+            raise ConfigError(f"--set {str(item)!r}: {exc}") from None
     return out
 
 
@@ -217,73 +232,73 @@ def typed_overrides(cfg_cls, mapping: dict, raw_strings: bool = False) -> dict:
     return out
 
 
-def paper_lambda(env: str, distance: str) -> float:
-    """λ of the paper's Appendix B: 0.5, except 0.4 for Alg(2) (rkl) on HalfCheetah velocity."""
-    return 0.4 if (distance == "rkl" and env == "halfcheetah-vel") else 0.5
-
-
 def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
-    """The algorithm's frozen config from --algo/--distance/--lam/--set (+ file overrides)."""
-    from bomrl.algos import get_algorithm
-
-    import importlib
-
-    _, cfg_cls = get_algorithm(cfg.algo)
-    presets = getattr(importlib.import_module(cfg_cls.__module__), "PRESETS", {})
-    kwargs = {}
+    """The algorithm's frozen config. Precedence, lowest first (one rule, docs/WORKFLOW.md):
+    the config dataclass's defaults < the algorithm's `env_defaults(env, ...)` (the paper's
+    per-env settings) < `--preset` < `extra` (a --config file's algo_config table, or a saved run's
+    algo_config) < `cfg.set` (the file's `set` entries, then the command line's) < the flags
+    `--lam` / `--distance` (fields of the same name)."""
+    algo_cls, cfg_cls = get_algorithm(cfg.algo)
+    presets = getattr(algo_cls, "PRESETS", {})
+    preset = {}
     if cfg.preset is not None:
         check_choice(f"--preset (for --algo {cfg.algo})", cfg.preset, presets or ["(none)"])
-        kwargs.update(presets[cfg.preset])
-    kwargs.update(typed_overrides(cfg_cls, dict(extra or {})))
-    kwargs.update(parse_overrides(cfg_cls, cfg.set))
-    if cfg.algo == "bomrl":
-        # a user distance (workflow.distances) is applied to the built algorithm; "kl" is its placeholder
-        builtin = cfg.distance if cfg.distance in DISTANCES else None
-        kwargs.setdefault("distance", builtin or "kl")
-        kwargs.setdefault("lam", cfg.lam if cfg.lam is not None else paper_lambda(cfg.env, kwargs["distance"]))
+        preset = typed_overrides(cfg_cls, presets[cfg.preset])
+    user = typed_overrides(cfg_cls, dict(extra or {}))
+    user.update(parse_overrides(cfg_cls, cfg.set))
+    for flag in ("distance", "lam"):
+        if getattr(cfg, flag) is not None:
+            user.update(typed_overrides(cfg_cls, {flag: getattr(cfg, flag)}))
+    env_defaults = getattr(algo_cls, "env_defaults", None)
+    base = typed_overrides(cfg_cls, env_defaults(cfg.env, {**preset, **user})) if env_defaults else {}
     try:
-        return cfg_cls(**kwargs)
+        return cfg_cls(**{**base, **preset, **user})
     except TypeError as exc:  # pragma: no cover - guarded by typed_overrides
         raise ConfigError(f"algorithm config: {exc}") from None
 
 
 def default_out(cfg: TrainConfig) -> Path:
-    dist = f"-{cfg.distance or 'kl'}" if cfg.algo == "bomrl" else ""
+    dist = f"-{cfg.distance or 'd1'}" if cfg.algo == "bomrl" else ""
     return Path("runs") / f"{cfg.env}-{cfg.algo}{dist}-s{cfg.seed}"
 
 
 # ---- validation ---------------------------------------------------------------------------------------
 def validate(cfg: TrainConfig) -> None:
     """One-line ConfigError for the first invalid value (before any work starts)."""
-    from bomrl.envs import family_names
-    from bomrl.workflow.distances import distance_names, import_plugins
-
     import_plugins(cfg.plugins)
     check_choice("--env", cfg.env, family_names())
-    check_choice("--algo", cfg.algo, ALGOS)
+    check_choice("--algo", cfg.algo, algorithm_names())
     if cfg.distance is not None:
         check_choice("--distance", cfg.distance, distance_names())
         check(cfg.algo == "bomrl", "--distance", cfg.distance, f"unset for --algo {cfg.algo} (BO-MRL only)")
     if cfg.lam is not None:
         check(cfg.algo == "bomrl", "--lam", cfg.lam, f"unset for --algo {cfg.algo} (BO-MRL only)")
-        check(cfg.lam > 0, "--lam", cfg.lam, "> 0")
-    for name in ("iterations", "tasks", "episodes", "checkpoint_every"):
+        check_positive("--lam", cfg.lam)
+    for name in ("iterations", "checkpoint_every"):
         value = getattr(cfg, name)
         check(isinstance(value, int) and value >= 1, "--" + name.replace("_", "-"), value, "an integer >= 1")
+    check_int("--iterations", cfg.iterations, 1, MAX_ITERATIONS)
     if cfg.horizon is not None:
         check(cfg.horizon >= 1, "--horizon", cfg.horizon, "an integer >= 1")
+    for name in ("tasks", "episodes"):
+        value = getattr(cfg, name)
+        check(isinstance(value, int) and value >= 1, "--" + name, value, "an integer >= 1")
+    horizon = cfg.horizon if cfg.horizon is not None else get_family(cfg.env).horizon
+    check_counts(("--tasks", cfg.tasks), ("--episodes", cfg.episodes), ("--horizon", horizon))
     if cfg.action_scale is not None:
-        check(math.isfinite(cfg.action_scale) and cfg.action_scale > 0, "--action-scale", cfg.action_scale,
-              "a finite number > 0 (10: the MAML-family convention, 1: plain clipping)")
-    check(cfg.seed >= 0, "--seed", cfg.seed, "an integer >= 0")
-    check(cfg.workers >= 0, "--workers", cfg.workers, "0 (one per core) or an integer >= 1")
+        check_positive("--action-scale", cfg.action_scale,
+                       why="10: the MAML-family convention, 1: plain clipping")
+    check_seed("--seed", cfg.seed)
+    check_workers("--workers", cfg.workers)
     check(len(cfg.hidden) >= 1 and all(h >= 1 for h in cfg.hidden), "--hidden", cfg.hidden,
           "one or more layer sizes >= 1")
-    check(cfg.init_std > 0, "--init-std", cfg.init_std, "> 0")
+    weights = sum(a * b for a, b in zip(cfg.hidden, cfg.hidden[1:]))
+    check(len(cfg.hidden) <= 100 and max(cfg.hidden) <= MAX_HIDDEN and weights <= MAX_WEIGHTS, "--hidden",
+          cfg.hidden, f"at most 100 layers of at most {MAX_HIDDEN:,} units and {MAX_WEIGHTS:,} hidden-to-hidden "
+          "weights (more would exhaust memory)")
+    check_positive("--init-std", cfg.init_std)
     check_choice("--sampler", cfg.sampler, SAMPLERS)
     if cfg.sampler == "ray":
-        from bomrl.envs import BACKENDS
-
         check("ray" in BACKENDS, "--sampler", cfg.sampler,
               f"one of {', '.join(BACKENDS)} (the ray backend is not available in this install)")
     else:
@@ -350,6 +365,10 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
     if cli.config is not None:
         values, algo_extra = config_from_mapping(read_config_file(cli.config), str(cli.config))
     file_set = tuple(values.get("set", ()))
+    cli_set_names = {str(item).partition("=")[0].strip() for item in cli.set}
+    for flag in ("lam", "distance"):   # the command line's --set beats the file's flag-style field
+        if flag in cli_set_names and flag not in given:
+            values.pop(flag, None)
     values.update({k: v for k, v in given.items() if k != "config"})
     values["set"] = file_set + tuple(cli.set)
     cfg = dataclasses.replace(_DEFAULT, **values)

@@ -19,6 +19,8 @@ import math
 import os
 from pathlib import Path
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
 from bomrl.utils import atomic_write_bytes
 
 HEAD = ("iteration", "pre_return", "post_return", "env_steps", "wall_s")
@@ -67,7 +69,7 @@ class MetricsLogger:
         self._file = open(self.path, "a", newline="")
         self._tb = None
         if tensorboard:
-            from tensorboardX import SummaryWriter
+            from tensorboardX import SummaryWriter   # lazy: heavy (protobuf), and only with --tensorboard
 
             kwargs = {"purge_step": start_iteration + 1} if start_iteration > 0 else {}
             self._tb = SummaryWriter(logdir=str(Path(run_dir) / "tb"), flush_secs=30, **kwargs)
@@ -112,9 +114,6 @@ class ProgressBar:
         self._progress = None
         if not enabled:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
         self._progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

@@ -67,7 +67,7 @@ def run(config: MetaTestConfig) -> dict:
 
     seed = cfg.seed if config.seed is None else config.seed
     with make_run_sampler(cfg, config.tasks, seed) as sampler:
-        policy = make_policy(cfg, sampler)
+        policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
         key = jax.random.PRNGKey(seed)
         state = restore_tree(algo.init(jax.random.fold_in(key, 0)), ckpt)

@@ -26,7 +26,7 @@ import tyro
 from bomrl.errors import ConfigError, check
 
 DIST_LABEL = {"kl": "d1", "rkl": "d2", "euclid": "d3", "d1": "d1", "d2": "d2", "d3": "d3"}
-ALGO_LABEL = {"maml-trpo": "MAML-TRPO", "promp": "ProMP", "emaml": "E-MAML"}
+ALGO_LABEL = {"maml-trpo": "MAML-TRPO", "promp": "ProMP", "emaml": "E-MAML", "rl2": "RL²"}
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,23 @@ tb/ (TensorBoard), ckpt-NNNNNN.bomrl (the last two checkpoints).
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
 
+import jax
+import numpy as np
+
+from bomrl.algos import get_algorithm
+from bomrl.envs import make_sampler
 from bomrl.errors import BomrlError, ConfigError
 from bomrl.utils import atomic_write_json, ensure_out_dir
+from bomrl.workflow.checkpoint import list_checkpoints, load_latest, restore_tree, save_checkpoint
 from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
-                                   config_to_json, resolve_train_config)
+                                   config_to_json, resolve_train_config, saved_algo_config)
+from bomrl.workflow.logging import MetricsLogger, ProgressBar
+from bomrl.workflow.plugins import import_plugins
 
 __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_sampler", "make_algo",
            "SAMPLER_CALL_STRIDE"]
@@ -32,8 +41,15 @@ __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_s
 SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an iteration makes k + 1)
 
 
-def make_policy(cfg: TrainConfig, sampler):
+def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
+    """The run's policy: the algorithm's own (classmethod `make_policy(cfg, sampler, algo_cfg)`,
+    e.g. RL²'s GRU policy) if it has one, else the Gaussian / categorical MLP of --hidden."""
+    from bomrl.algos import get_algorithm
     from bomrl.core.policies import gaussian_mlp
+
+    algo_cls, _ = get_algorithm(cfg.algo)
+    if hasattr(algo_cls, "make_policy"):
+        return algo_cls.make_policy(cfg, sampler, algo_cfg)
 
     if sampler.discrete:
         from bomrl.core.policies import categorical_mlp
@@ -43,8 +59,6 @@ def make_policy(cfg: TrainConfig, sampler):
 
 
 def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
-    from bomrl.envs import make_sampler
-
     extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
     return make_sampler(cfg.env, num_tasks, cfg.episodes, cfg.horizon, backend=cfg.sampler,
                         num_workers=cfg.workers or None, seed=seed, action_scale=cfg.action_scale, **extra)
@@ -52,8 +66,6 @@ def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
 
 def load_run(run_dir: Path):
     """(TrainConfig, algorithm config) saved in a run directory; one-line ConfigError if unusable."""
-    import json
-
     path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(f"run directory {str(run_dir)!r} is invalid: it has no {CONFIG_NAME} "
@@ -63,22 +75,14 @@ def load_run(run_dir: Path):
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path} cannot be read ({exc})") from None
     cfg = config_from_json(saved.get("train", {}), str(path))
-    from bomrl.workflow.distances import import_plugins
-
     import_plugins(cfg.plugins)
-    from bomrl.workflow.config import saved_algo_config
-
     return cfg, build_algo_config(cfg, saved_algo_config(saved, cfg.algo))
 
 
 def make_algo(cfg: TrainConfig, algo_cfg, policy):
-    """The algorithm object (with a registered user distance applied, see workflow.distances)."""
-    from bomrl.algos import get_algorithm
-    from bomrl.workflow.distances import apply_distance
-
+    """The algorithm object for a resolved train config and algorithm config."""
     algo_cls, _ = get_algorithm(cfg.algo)
-    algo = algo_cls(algo_cfg, policy)
-    return apply_distance(algo, cfg.distance) if cfg.algo == "bomrl" else algo
+    return algo_cls(algo_cfg, policy)
 
 
 def run(config: TrainConfig) -> dict:
@@ -89,8 +93,6 @@ def train(config: TrainConfig) -> dict:
     """Run (or resume) meta-training; returns a summary dict. See the module docstring."""
     cfg, algo_extra, run_dir, resuming = resolve_train_config(config)
     algo_cfg = build_algo_config(cfg, algo_extra)           # algorithm values validated here
-    from bomrl.workflow.checkpoint import list_checkpoints, load_latest, restore_tree, save_checkpoint
-
     if not resuming:
         run_dir = ensure_out_dir(run_dir)
         if (run_dir / CONFIG_NAME).exists() or list_checkpoints(run_dir):
@@ -104,11 +106,6 @@ def train(config: TrainConfig) -> dict:
                   "(pass a larger --iterations to continue)", file=sys.stderr)
             return {"run_dir": str(run_dir), "iterations": ckpt.iteration, "resumed_from": ckpt.iteration}
 
-    import jax
-    import numpy as np
-
-    from bomrl.workflow.logging import MetricsLogger, ProgressBar
-
     sampler = make_run_sampler(cfg, cfg.tasks, cfg.seed)
     logger = bar = None
     done = saved = 0
@@ -116,7 +113,7 @@ def train(config: TrainConfig) -> dict:
         cfg = dataclasses.replace(cfg, horizon=sampler.horizon, action_scale=sampler.family.action_scale)
         atomic_write_json(run_dir / CONFIG_NAME, {"train": config_to_json(cfg),
                                                   "algo_config": dataclasses.asdict(algo_cfg)})
-        policy = make_policy(cfg, sampler)
+        policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))

@@ -28,89 +28,64 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from bomrl.algos.base import broadcast_tasks
+from bomrl.algos.bomrl import inner_data
+from bomrl.algos.pg_adaptation import pg_step
+from bomrl.checks.config import CheckHypergradientConfig
+from bomrl.core.losses import policy_gradient
+from bomrl.core.policies import categorical_mlp, gaussian_mlp
+from bomrl.envs import make_sampler
 from bomrl.errors import check
+from bomrl.limits import MAX_ROUNDS, check_counts, check_int, check_positive, check_seed
+from bomrl.workflow.checkpoint import load_latest, restore_tree
+from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, validate as validate_train
+from bomrl.workflow.plugins import import_plugins
+from bomrl.workflow.train import load_run, make_algo
+
+__all__ = ["CheckHypergradientConfig", "measure", "run", "validate"]
 
 
-@dataclass(frozen=True)
-class CheckHypergradientConfig:
-    """Check BO-MRL's hypergradient against finite differences and its adaptation on fresh data."""
-
-    env: str = "halfcheetah-vel"
-    """Task family (any registered one; ignored with --run, which uses the run's)."""
-    run: Optional[Path] = None
-    """Run directory of `bomrl train --algo bomrl`: its latest checkpoint and settings."""
-    tasks: int = 4
-    """Number of tasks K."""
-    directions: int = 8
-    """Random unit directions M."""
-    episodes: int = 10
-    """Episodes per task in each batch."""
-    horizon: int = 100
-    """Steps per episode (ignored with --run)."""
-    seed: int = 0
-    """Seed of the tasks, the episodes, the directions (and the initial policy without --run)."""
-    eps: float = 1e-4
-    """Finite-difference step (the second is eps/10)."""
-    maml_lr: float = 0.1
-    """Step size of the MAML step reported for scale."""
-    distance: Optional[str] = None
-    """Without --run: BO-MRL distance (kl, rkl, euclid)."""
-    lam: Optional[float] = None
-    """Without --run: λ."""
-    action_scale: Optional[float] = None
-    """Without --run: the policy's action scale (default the family's)."""
-    set: tuple[str, ...] = ()
-    """Without --run: BO-MRL setting overrides NAME=VALUE (e.g. hypergradient=unrolled)."""
-    plugins: tuple[str, ...] = ()
-    """Python modules to import first (they may register task families and distances)."""
-
-
-def _settings(config: CheckHypergradientConfig):
-    from bomrl.workflow.config import TrainConfig, build_algo_config, validate
-
+def validate(config: CheckHypergradientConfig):
+    """Every input checked (one-line ConfigError) before any work: (train config, BO-MRL config) of
+    the run (--run) or of the flags."""
+    for name in ("tasks", "directions", "episodes", "horizon"):
+        check(getattr(config, name) >= 1, "--" + name, getattr(config, name), "an integer >= 1")
+    check(config.tasks >= 2, "--tasks", config.tasks, "an integer >= 2 (standard errors over tasks)")
+    check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
+    check_int("--directions", config.directions, 1, MAX_ROUNDS)
+    check(config.seed >= 0, "--seed", config.seed, "an integer >= 0")
+    check_seed("--seed", config.seed)
+    check(0 < config.eps < 1, "--eps", config.eps, "in (0, 1)")
+    check(config.maml_lr > 0, "--maml-lr", config.maml_lr, "> 0")
+    check_positive("--maml-lr", config.maml_lr)
+    import_plugins(config.plugins)
     if config.run is not None:
-        from bomrl.workflow.train import load_run
-
+        check((Path(config.run) / CONFIG_NAME).is_file(), "--run", str(config.run),
+              f"a run directory of `bomrl train --algo bomrl` (with {CONFIG_NAME})")
         cfg, algo_cfg = load_run(config.run)
         check(cfg.algo == "bomrl", "--run", str(config.run), "a run of --algo bomrl")
         return cfg, algo_cfg
     cfg = TrainConfig(env=config.env, algo="bomrl", distance=config.distance, lam=config.lam,
                       horizon=config.horizon, seed=config.seed, action_scale=config.action_scale,
                       set=tuple(config.set), plugins=tuple(config.plugins), progress=False, tensorboard=False)
-    validate(cfg)
+    validate_train(cfg)
     return cfg, build_algo_config(cfg)
 
 
 def run(config: CheckHypergradientConfig) -> dict:
-    for name in ("tasks", "directions", "episodes", "horizon"):
-        check(getattr(config, name) >= 1, "--" + name, getattr(config, name), "an integer >= 1")
-    check(config.tasks >= 2, "--tasks", config.tasks, "an integer >= 2 (standard errors over tasks)")
-    check(config.seed >= 0, "--seed", config.seed, "an integer >= 0")
-    check(0 < config.eps < 1, "--eps", config.eps, "in (0, 1)")
-    check(config.maml_lr > 0, "--maml-lr", config.maml_lr, "> 0")
-    from bomrl.workflow.distances import import_plugins
+    cfg, algo_cfg = validate(config)
+    return measure(config, cfg, algo_cfg)
 
-    import_plugins(config.plugins)
-    cfg, algo_cfg = _settings(config)
 
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
-
-    from bomrl.algos.base import broadcast_tasks
-    from bomrl.algos.bomrl import inner_data
-    from bomrl.algos.pg_adaptation import pg_step
-    from bomrl.core.policies import categorical_mlp, gaussian_mlp
-    from bomrl.envs import make_sampler
-    from bomrl.workflow.train import make_algo
-
+def measure(config: CheckHypergradientConfig, cfg: TrainConfig, algo_cfg) -> dict:
+    """The check itself, for a validated config (prints and returns the JSON line)."""
+    jax.config.update("jax_enable_x64", True)   # process-wide: set here, not at import
     K, M = config.tasks, config.directions
     with make_sampler(cfg.env, K, config.episodes, cfg.horizon, seed=config.seed, dtype=np.float64,
                       num_workers=cfg.workers or None, action_scale=cfg.action_scale) as sampler:
@@ -124,8 +99,6 @@ def run(config: CheckHypergradientConfig) -> dict:
         state = algo.init(jax.random.fold_in(key, 0))
         source = "initial policy"
         if config.run is not None:
-            from bomrl.workflow.checkpoint import load_latest, restore_tree
-
             ckpt = load_latest(config.run, warn=lambda m: print(f"bomrl: warning: {m}", file=sys.stderr))
             def as32(x):
                 return x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
@@ -153,8 +126,6 @@ def run(config: CheckHypergradientConfig) -> dict:
         hg_t = jax.jit(jax.vmap(lambda a, b, c: algo.meta_gradient(phi, one(a), one(b), one(c))[0]))(
             pre, post, thetas)
         hgs = [jax.tree.map(lambda x: x[i], hg_t) for i in range(K)]
-        from bomrl.core.losses import policy_gradient
-
         g = jax.vmap(lambda th, d: policy_gradient(policy, th, d.obs, d.act, d.adv, d.mask))(thetas, post)
 
         # the data's sampling log-probabilities stay those of π_φ (a constant in the algorithm's

@@ -19,68 +19,54 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal, Optional
 
+import jax
+import numpy as np
+
+from bomrl.bench.config import BenchLearningConfig
 from bomrl.errors import check
+from bomrl.limits import check_seed
+from bomrl.utils import ensure_out_file
+from bomrl.workflow.config import TrainConfig, build_algo_config, validate as validate_train
+from bomrl.workflow.train import SAMPLER_CALL_STRIDE, make_algo, make_policy, make_run_sampler
+
+__all__ = ["BenchLearningConfig", "measure", "run", "validate"]
 
 _CURVE_KEYS = ("inner/kl", "trpo/accepted", "trpo/kl", "hyper/rel_residual", "inner/grad_ratio")
 
 
-@dataclass(frozen=True)
-class BenchLearningConfig:
-    """Learning curves (pre/post-adaptation return per meta-iteration) of one algorithm, JSON lines."""
-
-    env: str = "halfcheetah-vel"
-    """Task family (any registered one, e.g. halfcheetah-vel, halfcheetah-dir, nav2d)."""
-    algo: str = "maml-trpo"
-    """Algorithm: bomrl, maml-trpo, promp or emaml."""
-    iterations: int = 40
-    """Meta-iterations per seed."""
-    seeds: tuple[int, ...] = (0,)
-    """One learning curve per seed."""
-    tasks: int = 40
-    """Tasks per meta-batch."""
-    episodes: int = 20
-    """Episodes per task and sampling round."""
-    horizon: Optional[int] = None
-    """Steps per episode (default the family's)."""
-    action_scale: Optional[float] = None
-    """Policy action scale (default the family's: 10 for locomotion, the MAML-family convention)."""
-    distance: Optional[str] = None
-    """BO-MRL only: kl, rkl or euclid (default kl)."""
-    set: tuple[str, ...] = ()
-    """Algorithm setting overrides NAME=VALUE, as for `bomrl train`."""
-    window: int = 5
-    """Iterations averaged at the end of the curve for the summary line's rise."""
-    backend: Literal["vector", "process"] = "vector"
-    """Sampler backend."""
-    workers: int = 0
-    """Sampler threads/processes (0: one per CPU core)."""
-    out: Optional[Path] = None
-    """Also append the JSON lines to this file."""
+def validate(config: BenchLearningConfig) -> list[tuple[TrainConfig, object]]:
+    """Every input checked (one-line ConfigError) before any work: [(train config, algorithm config)]
+    per seed, exactly as `bomrl train` would resolve them."""
+    check(len(config.seeds) >= 1 and all(s >= 0 for s in config.seeds), "--seeds", config.seeds,
+          "one or more integers >= 0")
+    for seed in config.seeds:
+        check_seed("--seeds", seed)
+    check(config.window >= 1, "--window", config.window, "an integer >= 1")
+    runs = []
+    for seed in config.seeds:
+        cfg = TrainConfig(env=config.env, algo=config.algo, iterations=config.iterations, tasks=config.tasks,
+                          episodes=config.episodes, horizon=config.horizon, seed=seed,
+                          action_scale=config.action_scale, distance=config.distance,
+                          set=tuple(config.set), sampler=config.backend, workers=config.workers,
+                          progress=False, tensorboard=False)
+        validate_train(cfg)
+        runs.append((cfg, build_algo_config(cfg)))
+    if config.out is not None:
+        ensure_out_file(config.out, "--out")
+    return runs
 
 
 def run(config: BenchLearningConfig) -> list[dict]:
-    from bomrl.workflow.config import TrainConfig, build_algo_config, validate
+    return measure(config, validate(config))
 
-    check(len(config.seeds) >= 1 and all(s >= 0 for s in config.seeds), "--seeds", config.seeds,
-          "one or more integers >= 0")
-    check(config.window >= 1, "--window", config.window, "an integer >= 1")
-    if config.out is not None:
-        check(Path(config.out).parent.is_dir(), "--out", str(config.out), "a file in an existing directory")
+
+def measure(config: BenchLearningConfig, runs) -> list[dict]:
+    """The learning curves of validated configs (`validate`'s list); prints and returns the lines."""
     lines: list[dict] = []
     sink = open(config.out, "a") if config.out is not None else None
     try:
-        for seed in config.seeds:
-            cfg = TrainConfig(env=config.env, algo=config.algo, iterations=config.iterations, tasks=config.tasks,
-                              episodes=config.episodes, horizon=config.horizon, seed=seed,
-                              action_scale=config.action_scale, distance=config.distance,
-                              set=tuple(config.set), sampler=config.backend, workers=config.workers,
-                              progress=False, tensorboard=False)
-            validate(cfg)
-            algo_cfg = build_algo_config(cfg)
+        for cfg, algo_cfg in runs:
             for line in _curve(cfg, algo_cfg, config.window):
                 lines.append(line)
                 text = json.dumps(line)
@@ -95,15 +81,10 @@ def run(config: BenchLearningConfig) -> list[dict]:
 
 
 def _curve(cfg, algo_cfg, window: int):
-    import jax
-    import numpy as np
-
-    from bomrl.workflow.train import SAMPLER_CALL_STRIDE, make_algo, make_policy, make_run_sampler
-
     posts = []
     t_start = time.perf_counter()
     with make_run_sampler(cfg, cfg.tasks, cfg.seed) as sampler:
-        policy = make_policy(cfg, sampler)
+        policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))

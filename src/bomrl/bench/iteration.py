@@ -12,73 +12,22 @@ return of every iteration (warm-up included), so a longer run doubles as a short
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
-from typing import Literal, Optional
 
-from bomrl.errors import ConfigError, check
+import jax
+import numpy as np
 
+from bomrl.algos import get_algorithm
+from bomrl.bench.config import BenchIterationConfig
+from bomrl.core.policies import gaussian_mlp
+from bomrl.envs import get_family, make_sampler
+from bomrl.errors import check
+from bomrl.limits import MAX_ITERATIONS, MAX_ROUNDS, check_counts, check_int, check_positive, check_seed, check_workers
+from bomrl.workflow.config import parse_overrides
 
-@dataclass(frozen=True)
-class BenchIterationConfig:
-    """Time meta-iterations of a meta-RL algorithm on a task family."""
-
-    env: str = "halfcheetah-vel"
-    """Task family (halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir, or any registered one)."""
-    algo: str = "maml-trpo"
-    """Algorithm: bomrl, maml-trpo, promp or emaml."""
-    tasks: int = 40
-    """Tasks per meta-batch T (new tasks every iteration)."""
-    episodes: int = 20
-    """Episodes per task and per sampling round E."""
-    horizon: int = 100
-    """Steps per episode H."""
-    iterations: int = 3
-    """Timed meta-iterations (the median is reported)."""
-    warmup: int = 1
-    """Untimed meta-iterations first (JIT compilation happens here)."""
-    backend: Literal["vector", "process"] = "vector"
-    """Sampler backend: vector (one process, MuJoCo thread pool) or process (worker processes)."""
-    workers: int = 0
-    """Sampler threads/processes (0: one per CPU core)."""
-    action_scale: Optional[float] = None
-    """Policy action scale (default the family's: 10 for the locomotion families; 1 = plain clipping)."""
-    seed: int = 0
-    """Seed of the policy, the tasks, the resets and the action noise."""
-    eval_steps: int = 0
-    """If > 0: before the first and after the last iteration (untimed), the mean return after
-    0..eval_steps adaptations (each on fresh data) on one fixed set of T held-out tasks."""
-    set: tuple[str, ...] = ()
-    """Algorithm config overrides NAME=VALUE, e.g. --set inner_steps_adam=20 lam=0.4."""
-
-
-def _overrides(cfg_cls, items: tuple[str, ...]) -> dict:
-    """Parse NAME=VALUE strings against the fields of an algorithm config dataclass."""
-    fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
-    out = {}
-    for item in items:
-        name, sep, raw = item.partition("=")
-        if not sep or name not in fields:
-            raise ConfigError(f"--set {item!r} is invalid: must be NAME=VALUE with NAME one of "
-                              f"{', '.join(fields)}")
-        default = getattr(cfg_cls(), name)
-        try:
-            if isinstance(default, bool):
-                check(raw.lower() in ("true", "false", "1", "0"), name, raw, "true or false")
-                value = raw.lower() in ("true", "1")
-            elif isinstance(default, int):
-                value = int(raw)
-            elif isinstance(default, float):
-                value = float(raw)
-            else:
-                value = raw
-        except ValueError:
-            raise ConfigError(f"--set {item!r} is invalid: {name} must be a {type(default).__name__}") from None
-        out[name] = value
-    return out
+__all__ = ["BenchIterationConfig", "measure", "run", "validate"]
 
 
 def _median(xs):
@@ -87,26 +36,36 @@ def _median(xs):
     return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
-def run(config: BenchIterationConfig) -> dict:
-    from bomrl.algos import get_algorithm
-    from bomrl.envs import get_family, make_sampler
-
+def validate(config: BenchIterationConfig):
+    """Every input checked (one-line ConfigError) before any work: (family, algorithm class, its config)."""
     algo_cls, cfg_cls = get_algorithm(config.algo)   # unknown names: one-line error listing them
     family = get_family(config.env)
     for name in ("tasks", "episodes", "horizon", "iterations"):
         value = getattr(config, name)
         check(value >= 1, f"--{name}", value, "an integer >= 1")
+    check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
     check(config.warmup >= 0, "--warmup", config.warmup, "an integer >= 0")
+    check_int("--iterations", config.iterations, 1, MAX_ITERATIONS)
+    check_int("--warmup", config.warmup, 0, MAX_ITERATIONS - config.iterations)
     check(config.eval_steps >= 0, "--eval-steps", config.eval_steps, "an integer >= 0")
+    check_int("--eval-steps", config.eval_steps, 0, MAX_ROUNDS)
     check(config.workers >= 0, "--workers", config.workers, "0 (one per core) or an integer >= 1")
-    algo_cfg = cfg_cls(**_overrides(cfg_cls, config.set))
+    check_workers("--workers", config.workers)
+    check_seed("--seed", config.seed)
+    if config.action_scale is not None:
+        check_positive("--action-scale", config.action_scale, why="10: the MAML-family convention, 1: plain clipping")
+    algo_cfg = cfg_cls(**parse_overrides(cfg_cls, config.set))
+    return family, algo_cls, algo_cfg
+
+
+def run(config: BenchIterationConfig) -> dict:
+    family, algo_cls, algo_cfg = validate(config)
+    return measure(config, family, algo_cls, algo_cfg)
+
+
+def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg) -> dict:
+    """The timed meta-iterations of a validated config (prints and returns the JSON line)."""
     workers = config.workers or (os.cpu_count() or 1)
-
-    import jax
-    import numpy as np
-
-    from bomrl.core.policies import gaussian_mlp
-
     key = jax.random.PRNGKey(config.seed)
     rows = []
     with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,

@@ -1,0 +1,82 @@
+"""The float32 training path of every algorithm (the path `bomrl train` runs; conftest's x64 is
+off in the subprocess) and a behaviour lock: two meta-iterations per algorithm on a tiny
+halfcheetah-vel budget must reproduce the metrics recorded in tests/data/train_float32.json.
+
+The recorded metrics were produced by this file's writer (`python tests/test_train_float32.py
+--write`) before the configuration refactor of issue 14; a refactor that changes any number of any
+algorithm fails here. Regenerate only for an intended change of the numbers, and say why in the
+commit. Tolerance: relative 1e-4 (float32 summation order may differ across CPUs/XLA builds).
+"""
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data" / "train_float32.json"
+TINY = ["--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers", "1",
+        "--iterations", "2", "--seed", "5", "--no-progress", "--no-tensorboard"]
+RUNS = {
+    "bomrl-d1": ["--algo", "bomrl", "--distance", "kl"],
+    "bomrl-d2": ["--algo", "bomrl", "--distance", "rkl"],
+    "bomrl-d3": ["--algo", "bomrl", "--distance", "euclid", "--lam", "5"],
+    "bomrl-paper": ["--algo", "bomrl", "--preset", "paper"],
+    "maml-trpo": ["--algo", "maml-trpo"],
+    "promp": ["--algo", "promp"],
+    "emaml": ["--algo", "emaml"],
+}
+
+
+def _metrics(path: Path) -> list[dict]:
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return [{k: float(v) for k, v in r.items() if v != "" and k != "wall_s" and not k.startswith("time/")}
+            for r in rows]
+
+
+def run_all(out: Path) -> dict:
+    """Train every entry of RUNS in ONE float32 subprocess; {name: metrics rows}."""
+    script = ("import sys, json\nfrom bomrl.cli import main\n"
+              "runs = json.loads(sys.argv[1])\n"
+              "for name, argv in runs.items():\n"
+              "    rc = main(argv)\n"
+              "    assert rc in (0, None), (name, rc)\n"
+              "import jax.numpy as jnp\nassert jnp.zeros(()).dtype == jnp.float32\n")
+    argvs = {name: ["train", *TINY, *extra, "--out", str(out / name)] for name, extra in RUNS.items()}
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAX_ENABLE_X64", None)
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], cwd=out, env=env,
+                          capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {name: _metrics(out / name / "metrics.csv") for name in RUNS}
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    return run_all(tmp_path_factory.mktemp("f32"))
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_float32_training_matches_recorded_metrics(measured, name):
+    rows = measured[name]
+    assert len(rows) == 2
+    for row in rows:
+        assert all(math.isfinite(v) for v in row.values()), row
+    recorded = json.loads(DATA.read_text())[name]
+    assert [sorted(r) for r in rows] == [sorted(r) for r in recorded], "metric names changed"
+    for got, want in zip(rows, recorded):
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (name, key)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        DATA.write_text(json.dumps(run_all(Path(tmp)), indent=1, sort_keys=True) + "\n")
+    print(f"wrote {DATA}")
