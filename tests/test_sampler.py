@@ -151,8 +151,8 @@ def test_nothing_written_to_cwd(tmp_path, monkeypatch, capfd):
 def test_bench_sampler_prints_one_json_line(monkeypatch, capsys):
     from bomrl import cli
 
-    monkeypatch.setattr(cli, "COMMANDS", {"bench sampler": ("bomrl.bench_sampler:BenchSamplerConfig",
-                                                          "bomrl.bench_sampler:run")})
+    monkeypatch.setattr(cli, "COMMANDS", {"bench sampler": ("bomrl.bench.sampler:BenchSamplerConfig",
+                                                          "bomrl.bench.sampler:run")})
     rc = cli.main(["bench", "sampler", "--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2",
                    "--horizon", "20", "--workers", "1"])
     out = capsys.readouterr().out.strip().splitlines()

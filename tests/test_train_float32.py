@@ -29,6 +29,7 @@ RUNS = {
     "maml-trpo": ["--algo", "maml-trpo"],
     "promp": ["--algo", "promp"],
     "emaml": ["--algo", "emaml"],
+    "rl2": ["--algo", "rl2"],
 }
 
 
@@ -39,21 +40,22 @@ def _metrics(path: Path) -> list[dict]:
             for r in rows]
 
 
-def run_all(out: Path) -> dict:
-    """Train every entry of RUNS in ONE float32 subprocess; {name: metrics rows}."""
+def run_all(out: Path, names=None) -> dict:
+    """Train the entries of RUNS (all, or `names`) in ONE float32 subprocess; {name: metrics rows}."""
+    names = list(RUNS) if names is None else names
     script = ("import sys, json\nfrom bomrl.cli import main\n"
               "runs = json.loads(sys.argv[1])\n"
               "for name, argv in runs.items():\n"
               "    rc = main(argv)\n"
               "    assert rc in (0, None), (name, rc)\n"
               "import jax.numpy as jnp\nassert jnp.zeros(()).dtype == jnp.float32\n")
-    argvs = {name: ["train", *TINY, *extra, "--out", str(out / name)] for name, extra in RUNS.items()}
+    argvs = {name: ["train", *TINY, *RUNS[name], "--out", str(out / name)] for name in names}
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("JAX_ENABLE_X64", None)
     proc = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], cwd=out, env=env,
                           capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {name: _metrics(out / name / "metrics.csv") for name in RUNS}
+    return {name: _metrics(out / name / "metrics.csv") for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +76,13 @@ def test_float32_training_matches_recorded_metrics(measured, name):
             assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (name, key)
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+if __name__ == "__main__" and sys.argv[1:2] == ["--write"]:
+    # --write: record every entry; --write NAME ...: record (or add) only those, keep the others
     import tempfile
 
+    names = sys.argv[2:] or None
+    recorded = json.loads(DATA.read_text()) if names and DATA.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        DATA.write_text(json.dumps(run_all(Path(tmp)), indent=1, sort_keys=True) + "\n")
+        recorded.update(run_all(Path(tmp), names))
+    DATA.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     print(f"wrote {DATA}")

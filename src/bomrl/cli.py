@@ -26,7 +26,7 @@ from bomrl.utils import algorithm_settings_help, quiet_runtime
 # ("bench sampler", "meta-test" and "plot" still keep config and run in one import-light module.)
 COMMANDS: dict[str, tuple[str, str]] = {
     "frozenlake": ("bomrl.experiments.frozenlake_config:FrozenLakeConfig", "bomrl.experiments.frozenlake:run"),
-    "bench sampler": ("bomrl.bench_sampler:BenchSamplerConfig", "bomrl.bench_sampler:run"),
+    "bench sampler": ("bomrl.bench.sampler:BenchSamplerConfig", "bomrl.bench.sampler:run"),
     "bench iteration": ("bomrl.bench.config:BenchIterationConfig", "bomrl.bench.iteration:run"),
     "bench update": ("bomrl.bench.config:BenchUpdateConfig", "bomrl.bench.update:run"),
     "bench learning": ("bomrl.bench.config:BenchLearningConfig", "bomrl.bench.learning:run"),

@@ -6,4 +6,5 @@ date, machine, load average and command; no timing is asserted in tests.
     iteration.py   `bomrl bench iteration`: wall/CPU time of whole meta-iterations, any algorithm
     update.py      `bomrl bench update`: BO-MRL's meta-update phase by phase (its own jitted methods)
     learning.py    `bomrl bench learning`: learning curves, the numbers `bomrl train` logs
-(`bomrl bench sampler` is still bomrl.bench_sampler.)"""
+    sampler.py     `bomrl bench sampler`: the multi-task sampler against bare MuJoCo stepping
+"""

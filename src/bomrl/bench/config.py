@@ -3,7 +3,7 @@ dataclass each, documented field by field (tyro builds the command line and --he
 
 Import-light (no JAX, no numpy of its own): the command line imports this module to build its
 parser; the benchmarks themselves (bomrl.bench.iteration, .learning, .update) load after parsing.
-`bomrl bench sampler`'s configuration still lives in bomrl.bench_sampler.
+`bomrl bench sampler`'s configuration lives beside its run function in bomrl.bench.sampler (import-light).
 """
 
 from __future__ import annotations

@@ -45,10 +45,12 @@ class MetaTestConfig:
 
 
 def run(config: MetaTestConfig) -> dict:
-    check(config.adapt_steps >= 0, "--adapt-steps", config.adapt_steps, "an integer >= 0")
-    check(config.tasks >= 1, "--tasks", config.tasks, "an integer >= 1")
+    from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
+
+    check_int("--adapt-steps", config.adapt_steps, 0, MAX_ROUNDS)
+    check_int("--tasks", config.tasks, 1, MAX_COUNT)
     if config.seed is not None:
-        check(config.seed >= 0, "--seed", config.seed, "an integer >= 0")
+        check_seed("--seed", config.seed)
     from bomrl.workflow.train import load_run
 
     cfg, algo_cfg = load_run(config.run_dir)           # one-line error if DIR is not a run

@@ -81,7 +81,7 @@ def raw_worker(xml: str, steps: int, horizon: int, seed: int) -> tuple[float, fl
 
 def raw_rate(xml: str, steps_per_proc: int, horizon: int, procs: int) -> tuple[float, float]:
     """Run `procs` raw_worker processes concurrently: (sum of their rates, CPU seconds per step)."""
-    code = ("import sys; from bomrl.bench_sampler import raw_worker; "
+    code = ("import sys; from bomrl.bench.sampler import raw_worker; "
             "print(*raw_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))")
     env = dict(os.environ, OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu")
     ps = [subprocess.Popen([sys.executable, "-c", code, xml, str(steps_per_proc), str(horizon), str(i)],
@@ -98,11 +98,13 @@ def raw_rate(xml: str, steps_per_proc: int, horizon: int, procs: int) -> tuple[f
 def run(config: BenchSamplerConfig) -> dict:
     from bomrl.envs import get_family, make_sampler
 
+    from bomrl.limits import MAX_ROUNDS, check_counts, check_int, check_seed, check_workers
+
+    check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
+    check_int("--repeats", config.repeats, 1, MAX_ROUNDS)
+    check_workers("--workers", config.workers)
+    check_seed("--seed", config.seed)
     family = get_family(config.env)  # unknown names: one-line error listing the allowed ones
-    for name in ("tasks", "episodes", "horizon", "repeats"):
-        value = getattr(config, name)
-        check(value >= 1, f"--{name}", value, "an integer >= 1")
-    check(config.workers >= 0, "--workers", config.workers, "0 (all cores) or an integer >= 1")
     xml = getattr(getattr(family, "stepper_cls", None), "xml", "")
     jax_native = config.backend == "vector" and family.jax_env() is not None
     check(bool(xml) or jax_native, "--env", config.env, "a MuJoCo family with a fast stepper (the raw "
