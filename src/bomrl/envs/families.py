@@ -155,7 +155,12 @@ def scale_action(act: np.ndarray, low: np.ndarray | None, high: np.ndarray | Non
     """Policy action in [−scale, scale] -> env action in [low, high] (linear; clipped both sides).
 
     act [..., A]; low/high [A] or None. Dimensions with an infinite bound are passed through."""
-    act = np.asarray(act, np.float64)
+    return map_action(np.asarray(act, np.float64), low, high, scale, np)
+
+
+def map_action(act, low, high, scale: float, xp):
+    """The formula of `scale_action` for an array module xp (numpy, or jax.numpy inside a jitted
+    rollout); low/high are static numpy bounds or None, the result has act's dtype."""
     if low is None or high is None:
         return act
     low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
@@ -163,9 +168,10 @@ def scale_action(act: np.ndarray, low: np.ndarray | None, high: np.ndarray | Non
     if not finite.any():
         return act
     s = float(scale)
-    lo, hi = np.where(finite, low, -1.0), np.where(finite, high, 1.0)
-    mapped = lo + (np.clip(act, -s, s) + s) * (hi - lo) / (2.0 * s)
-    return np.where(finite, np.clip(mapped, lo, hi), act)
+    lo = xp.asarray(np.where(finite, low, -1.0), act.dtype)
+    hi = xp.asarray(np.where(finite, high, 1.0), act.dtype)
+    mapped = lo + (xp.clip(act, -s, s) + s) * (hi - lo) / (2.0 * s)
+    return xp.where(xp.asarray(finite), xp.clip(mapped, lo, hi), act)
 
 
 def check_action_scale(value) -> float:

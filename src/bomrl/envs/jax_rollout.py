@@ -23,7 +23,8 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from bomrl.envs.families import map_action
 
 
 class JaxEnv(NamedTuple):
@@ -39,18 +40,8 @@ class JaxEnv(NamedTuple):
 
 
 def scale_action_jax(act, low, high, scale: float):
-    """`bomrl.envs.families.scale_action` in jnp (same formula; low/high static numpy or None)."""
-    if low is None or high is None:
-        return act
-    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
-    finite = np.isfinite(low) & np.isfinite(high)
-    if not finite.any():
-        return act
-    s = float(scale)
-    lo = jnp.asarray(np.where(finite, low, -1.0), act.dtype)
-    hi = jnp.asarray(np.where(finite, high, 1.0), act.dtype)
-    mapped = lo + (jnp.clip(act, -s, s) + s) * (hi - lo) / (2.0 * s)
-    return jnp.where(jnp.asarray(finite), jnp.clip(mapped, lo, hi), act)
+    """`bomrl.envs.families.scale_action` in jnp (the same `map_action` formula; low/high static)."""
+    return map_action(act, low, high, scale, jnp)
 
 
 def _where(cond, a, b):
