@@ -28,13 +28,13 @@ class Reached(Exception):
 # what each command's run calls once ALL its inputs are validated (stubbed: raises Reached)
 HEAVY = {
     "frozenlake": ["bomrl.experiments.frozenlake:run_all"],
-    "bench sampler": ["bomrl.bench.sampler:raw_rate", "bomrl.envs:make_sampler"],
+    "bench sampler": ["bomrl.bench.sampler:raw_rate", "bomrl.bench.sampler:make_sampler"],
     "bench iteration": ["bomrl.bench.iteration:measure"],
     "bench update": ["bomrl.bench.update:measure"],
     "bench learning": ["bomrl.bench.learning:measure"],
     "check hypergradient": ["bomrl.checks.hypergradient:measure"],
     "train": ["bomrl.workflow.train:make_run_sampler"],
-    "meta-test": ["bomrl.workflow.checkpoint:load_latest"],
+    "meta-test": ["bomrl.workflow.metatest:load_latest"],   # stubbed where it is used
     "plot": ["bomrl.workflow.plot:collect"],
 }
 
@@ -135,10 +135,12 @@ def stubbed(monkeypatch, tmp_path):
     def reached(*args, **kwargs):
         raise Reached
 
-    for targets in HEAVY.values():
-        for target in targets:
-            module, _, attr = target.partition(":")
-            monkeypatch.setattr(importlib.import_module(module), attr, reached)
+    targets = [t.partition(":")[::2] for ts in HEAVY.values() for t in ts]
+    # import every module first, THEN stub: a module imported while a stub is in place would bind
+    # the stub by `from ... import` for good (and break later tests in this process)
+    modules = {m: importlib.import_module(m) for m, _ in targets}
+    for module, attr in targets:
+        monkeypatch.setattr(modules[module], attr, reached)
     return tmp_path
 
 

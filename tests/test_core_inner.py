@@ -110,3 +110,57 @@ def test_vmapped_adam_inner_solve_is_deterministic_and_descends():
     # each task adapted on its own data: the three solutions differ
     flat = jax.vmap(lambda t: ravel_pytree(t)[0])(theta)
     assert float(jnp.min(jnp.linalg.norm(flat[:, None] - flat[None], axis=-1) + jnp.eye(T))) > 1e-3
+
+
+def _stiff_problem():
+    """A loss whose curvature (30 on one axis) is beyond what a fixed step of 0.1 can take (2/0.1 = 20):
+    plain gradient descent diverges, the backtracking solver must not. φ enters through the target."""
+    A = jnp.diag(jnp.array([30.0, 1.0, 4.0]))
+
+    def loss(th, phi, data):
+        r = th["w"] - data * phi["w"]
+        return 0.5 * r @ A @ r + 0.1 * jnp.sum(jnp.sin(3.0 * th["w"])), {}
+
+    return loss, {"w": jnp.array([1.0, -2.0, 0.5])}, jnp.asarray(0.3)
+
+
+def test_armijo_solver_cannot_diverge_where_sgd_does():
+    loss, phi, data = _stiff_problem()
+    value = lambda th: float(loss(th, phi, data)[0])  # noqa: E731
+    _, sgd = solve_inner(loss, phi, data, steps=10, solver="sgd", learning_rate=0.1)
+    assert float(sgd["inner/grad_ratio"]) > 100.0           # the fixed step blows up
+    theta, bt = solve_inner(loss, phi, data, steps=10, solver="armijo", learning_rate=0.1, backtrack=6)
+    assert float(bt["inner/grad_ratio"]) < 0.2 and float(bt["inner/loss"]) < float(bt["inner/loss_initial"])
+    assert 0.0 < float(bt["inner/step_frac"]) < 1.0         # it did halve some steps
+    # each step decreases the loss (Armijo), so K steps are monotone: compare against 1..K-step solves
+    vals = [value(solve_inner(loss, phi, data, steps=k, solver="armijo", learning_rate=0.1)[0]) for k in range(6)]
+    assert all(b <= a for a, b in zip(vals, vals[1:])), vals
+    assert np.isclose(vals[-1], value(solve_inner(loss, phi, data, steps=5, solver="armijo",
+                                                  learning_rate=0.1)[0]))
+    # where the full step is fine (flat loss), armijo is plain gradient descent
+    flat = lambda th, ph, d: (0.5 * jnp.sum((th["w"] - ph["w"]) ** 2) - jnp.sum(th["w"]), {})  # noqa: E731
+    a, _ = solve_inner(flat, phi, data, steps=7, solver="armijo", learning_rate=0.1)
+    b, _ = solve_inner(flat, phi, data, steps=7, solver="sgd", learning_rate=0.1)
+    np.testing.assert_allclose(a["w"], b["w"], rtol=1e-12)
+    np.testing.assert_allclose(theta["w"], solve_inner(loss, phi, data, steps=10, solver="armijo",
+                                                       learning_rate=0.1)[0]["w"], rtol=0, atol=0)
+
+
+def test_unrolled_derivative_through_armijo_equals_finite_differences():
+    from bomrl.core.inner_solver import unrolled_solution
+
+    loss, phi, data = _stiff_problem()
+    c = jnp.array([1.0, 2.0, -0.5])
+
+    def f(w):
+        return jnp.vdot(c, unrolled_solution(loss, {"w": w}, data, steps=10, solver="armijo",
+                                             learning_rate=0.1, backtrack=6)["w"])
+
+    g = jax.grad(f)(phi["w"])
+    eps = 1e-6
+    fd = jnp.array([(f(phi["w"] + eps * e) - f(phi["w"] - eps * e)) / (2 * eps) for e in jnp.eye(3)])
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
+    # and the unrolled solution is the solver's own answer
+    th, _ = solve_inner(loss, phi, data, steps=10, solver="armijo", learning_rate=0.1, backtrack=6)
+    np.testing.assert_allclose(unrolled_solution(loss, phi, data, steps=10, solver="armijo", learning_rate=0.1,
+                                                 backtrack=6)["w"], th["w"], rtol=1e-12)

@@ -9,8 +9,11 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from bomrl.core.policies import gaussian_mlp
-from bomrl.core.trpo import make_meta_update, policy_fisher_vp, skip_reason, trpo_step
-from bomrl.errors import ConfigError
+from bomrl.core.trpo import policy_fisher_vp, skip_reason, trpo_step
+
+
+# the MAML family's TRPO settings (the algorithms' configs hold them; trpo_step has no defaults)
+TRPO = dict(max_kl=1e-3, cg_iters=10, cg_damping=1e-5, ls_steps=15, ls_ratio=0.8)
 
 
 def _problem(seed=0, n=64, obs_dim=3, act_dim=2):
@@ -36,7 +39,7 @@ def _problem(seed=0, n=64, obs_dim=3, act_dim=2):
 @pytest.mark.parametrize("seed,max_kl", [(0, 1e-3), (1, 1e-2), (2, 1e-4)])
 def test_step_respects_kl_radius_and_improves(seed, max_kl):
     params, objective, kl = _problem(seed)
-    new, m = jax.jit(lambda p: trpo_step(objective, kl, p, max_kl=max_kl))(params)
+    new, m = jax.jit(lambda p: trpo_step(objective, kl, p, **{**TRPO, "max_kl": max_kl}))(params)
     assert int(m["trpo/skipped_code"]) == 0 and float(m["trpo/accepted"]) == 1.0
     measured = float(kl(new))
     assert 0 < measured <= max_kl
@@ -48,7 +51,7 @@ def test_step_respects_kl_radius_and_improves(seed, max_kl):
 def test_direction_is_dense_natural_gradient():
     params, objective, kl = _problem(3)
     g = jax.grad(objective)(params)
-    new, m = jax.jit(lambda p, g: trpo_step(None, kl, p, grad=g, max_kl=1e-4, cg_iters=100, cg_damping=0.0))(params, g)
+    new, m = jax.jit(lambda p, g: trpo_step(None, kl, p, grad=g, **{**TRPO, "max_kl": 1e-4, "cg_iters": 100, "cg_damping": 0.0}))(params, g)
     flat_p, unravel = ravel_pytree(params)
     fisher = jax.hessian(lambda x: kl(unravel(x)))(flat_p)
     nat = np.linalg.solve(np.asarray(fisher), np.asarray(ravel_pytree(g)[0]))
@@ -64,7 +67,7 @@ def test_failed_line_search_is_skipped_and_logged(caplog):
     params, objective, kl = _problem(4)
     bad_dir = jax.tree.map(jnp.negative, jax.grad(objective)(params))  # points downhill
     with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
-        new, m = jax.jit(lambda p, g: trpo_step(objective, kl, p, grad=g))(params, bad_dir)
+        new, m = jax.jit(lambda p, g: trpo_step(objective, kl, p, grad=g, **TRPO))(params, bad_dir)
     assert int(m["trpo/skipped_code"]) == 4 and float(m["trpo/accepted"]) == 0.0
     assert "line search" in skip_reason(m) and "line search" in caplog.text
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
@@ -75,28 +78,11 @@ def test_nan_gradient_is_skipped(caplog):
     params, objective, kl = _problem(5)
     nan_grad = jax.tree.map(lambda x: jnp.full_like(x, jnp.nan), params)
     with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
-        new, m = jax.jit(lambda p, g: trpo_step(None, kl, p, grad=g))(params, nan_grad)
+        new, m = jax.jit(lambda p, g: trpo_step(None, kl, p, grad=g, **TRPO))(params, nan_grad)
     assert int(m["trpo/skipped_code"]) == 1 and "non-finite" in caplog.text
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(new))
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
-
-
-def test_meta_update_methods():
-    params, objective, kl = _problem(6)
-    g = jax.grad(objective)(params)
-    init, update = make_meta_update("sgd", learning_rate=0.5)
-    new, _, _ = update(init(params), params, g)
-    for a, b, c in zip(jax.tree.leaves(new), jax.tree.leaves(params), jax.tree.leaves(g)):
-        np.testing.assert_allclose(a, b + 0.5 * c, atol=1e-14)
-    init, update = make_meta_update("adam", learning_rate=1e-3)
-    new, _, m = update(init(params), params, g, kl_fn=kl)
-    assert float(objective(new)) > float(objective(params)) and "trpo/kl" in m
-    init, update = make_meta_update("trpo", max_kl=1e-3)
-    new, _, m = update(init(params), params, g, kl_fn=kl)
-    assert float(kl(new)) <= 1e-3
-    with pytest.raises(ConfigError, match="meta_update"):
-        make_meta_update("lbfgs")
 
 
 def test_cg_failure_is_skipped(caplog):
@@ -106,7 +92,7 @@ def test_cg_failure_is_skipped(caplog):
         return -sum(jnp.sum(x**2) for x in jax.tree.leaves(p))
 
     with caplog.at_level(logging.WARNING, logger="bomrl.trpo"):
-        new, m = jax.jit(lambda p: trpo_step(objective, bad_kl, p))(params)
+        new, m = jax.jit(lambda p: trpo_step(objective, bad_kl, p, **TRPO))(params)
     assert int(m["trpo/skipped_code"]) == 2 and "conjugate gradients" in caplog.text
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(params)):
         np.testing.assert_array_equal(a, b)
@@ -126,6 +112,6 @@ def test_gauss_newton_fisher_product_equals_kl_hessian():
     hvp = jax.jvp(jax.grad(kl), (params,), (v,))[1]
     gn = policy_fisher_vp(policy, params, obs, weight)(v)
     np.testing.assert_allclose(ravel_pytree(gn)[0], ravel_pytree(hvp)[0], rtol=1e-10, atol=1e-13)
-    new, m = jax.jit(lambda p: trpo_step(lambda q: -kl(q) + q["log_std"].sum(), kl, p, max_kl=1e-3,
+    new, m = jax.jit(lambda p: trpo_step(lambda q: -kl(q) + q["log_std"].sum(), kl, p, **TRPO,
                                          fvp_fn=policy_fisher_vp(policy, p, obs, weight)))(params)
     assert int(m["trpo/skipped_code"]) == 0 and float(kl(new)) <= 1e-3

@@ -30,6 +30,8 @@ RUNS = {
     "promp": ["--algo", "promp"],
     "emaml": ["--algo", "emaml"],
     "rl2": ["--algo", "rl2"],
+    "maesn": ["--algo", "maesn"],
+    "mgrl": ["--algo", "mgrl", "--set", "num_envs=2", "rollout_len=5", "updates_per_iteration=4"],
 }
 
 

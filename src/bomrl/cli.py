@@ -23,17 +23,16 @@ from bomrl.utils import algorithm_settings_help, quiet_runtime
 
 # command name -> ("module:ConfigClass", "module:run_function"). The config modules are imported to
 # build the parser; the run module only once its command was chosen and its flags parsed.
-# ("bench sampler", "meta-test" and "plot" still keep config and run in one import-light module.)
 COMMANDS: dict[str, tuple[str, str]] = {
     "frozenlake": ("bomrl.experiments.frozenlake_config:FrozenLakeConfig", "bomrl.experiments.frozenlake:run"),
-    "bench sampler": ("bomrl.bench.sampler:BenchSamplerConfig", "bomrl.bench.sampler:run"),
+    "bench sampler": ("bomrl.bench.config:BenchSamplerConfig", "bomrl.bench.sampler:run"),
     "bench iteration": ("bomrl.bench.config:BenchIterationConfig", "bomrl.bench.iteration:run"),
     "bench update": ("bomrl.bench.config:BenchUpdateConfig", "bomrl.bench.update:run"),
     "bench learning": ("bomrl.bench.config:BenchLearningConfig", "bomrl.bench.learning:run"),
     "check hypergradient": ("bomrl.checks.config:CheckHypergradientConfig", "bomrl.checks.hypergradient:run"),
     "train": ("bomrl.workflow.config:TrainConfig", "bomrl.workflow.train:run"),
-    "meta-test": ("bomrl.workflow.metatest:MetaTestConfig", "bomrl.workflow.metatest:run"),
-    "plot": ("bomrl.workflow.plot:PlotConfig", "bomrl.workflow.plot:run"),
+    "meta-test": ("bomrl.workflow.metatest_config:MetaTestConfig", "bomrl.workflow.metatest:run"),
+    "plot": ("bomrl.workflow.plot_config:PlotConfig", "bomrl.workflow.plot:run"),
 }
 
 

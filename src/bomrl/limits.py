@@ -18,6 +18,7 @@ MAX_COUNT = 10**6               # tasks, episodes, horizon, directions, ... take
 MAX_STEPS_PER_ROUND = 10**7     # tasks x episodes x horizon of one sampling round (observations alone: GBs)
 MAX_ITERATIONS = 10**7          # meta-iterations (keys are fold_in(key, i + 1) with 32-bit i)
 MAX_ROUNDS = 10**4              # timing repeats, adaptation rounds at evaluation
+MAX_HIDDEN = 10**4             # units per hidden layer
 MAX_REAL = 1e6                  # positive scales (λ, std, step sizes, action scale): beyond, float32 squares overflow
 
 
@@ -31,6 +32,12 @@ def check_positive(name: str, value, hi: float = MAX_REAL, why: str = "") -> Non
     """value is a finite real number > 0 and <= hi."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 < value <= hi
     check(ok, name, value, f"a finite number > 0 and <= {hi:g}" + (f" ({why})" if why else ""))
+
+
+def check_unit_interval(name: str, value) -> None:
+    """value is a real number in [0, 1] (a discount, a GAE λ, a probability)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+    check(ok, name, value, "a number in [0, 1]")
 
 
 def check_seed(name: str, value) -> None:

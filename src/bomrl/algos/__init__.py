@@ -1,6 +1,7 @@
 """Meta-RL algorithms on one interface (`bomrl.algos.base.MetaAlgorithm`): BO-MRL (the paper's
-Algorithm 2) and the baselines MAML-TRPO, ProMP, E-MAML and RL² (recurrent, no gradient step at
-meta-test).
+Algorithm 2) and the baselines MAML-TRPO, ProMP, E-MAML, RL² (recurrent, no gradient step at
+meta-test), MAESN (per-task latent exploration, adapted by a latent policy-gradient step)
+and meta-gradient RL (mgrl: the return's γ and λ learned online on one task).
 
     Algo, Config = get_algorithm("maml-trpo")
     algo = Algo(Config(), policy)
@@ -22,6 +23,8 @@ ALGORITHMS.register("maml-trpo", "bomrl.algos.maml_trpo:MamlTrpo")
 ALGORITHMS.register("promp", "bomrl.algos.promp:ProMP")
 ALGORITHMS.register("emaml", "bomrl.algos.emaml:EMaml")
 ALGORITHMS.register("rl2", "bomrl.algos.rl2:RL2")
+ALGORITHMS.register("maesn", "bomrl.algos.maesn:Maesn")
+ALGORITHMS.register("mgrl", "bomrl.algos.mgrl:Mgrl")
 
 
 def register_algorithm(name: str, algo_cls, overwrite: bool = False) -> None:

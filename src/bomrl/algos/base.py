@@ -77,6 +77,7 @@ class MetaAlgorithm:
     """
 
     name = "base"
+    label: str | None = None   # display name in plots and tables (default: the registered name)
 
     def __init__(self, config, policy: Policy):
         self.config = config

@@ -44,15 +44,20 @@ class BoMrlConfig:
     euclid), or a name registered with bomrl.core.register_distance"""
     surrogate: Literal["h", "ratio", "linear"] = "h"
     """inner surrogate: h = eq. (7) (paper's locomotion choice), ratio = eq. (2), linear = eq. (9)"""
-    inner_solver: Literal["adam", "sgd", "newton"] = "sgd"
-    """optimiser of the within-task solve: adam (paper App. B), sgd (plain gradient descent) or newton
-    (Newton-CG with backtracking)"""
+    inner_solver: Literal["adam", "sgd", "armijo", "newton"] = "armijo"
+    """optimiser of the within-task solve: adam (paper App. B), sgd (plain gradient descent), armijo
+    (default: gradient descent, each step halved until the inner loss decreases enough; it cannot
+    diverge when the loss's curvature outgrows 2/inner_lr, which fixed-step sgd did on seed 1,
+    docs/BASELINES.md) or newton (Newton-CG with backtracking)"""
     inner_steps_adam: int = 10
     """steps of the within-task solve (paper App. B: 50 Adam steps; default 10 gradient steps, measured
     to generalise better to fresh data, docs/BASELINES.md "BO-MRL's adaptation")"""
     inner_lr: float = 0.1
-    """step size of the within-task solve (adam/sgd; not stated in the paper; measured choice: 0.1
-    for sgd, the MAML family's inner step size; the paper preset uses Adam at 0.01)"""
+    """step size of the within-task solve (adam/sgd; armijo: the first step tried; not stated in the
+    paper; measured choice: 0.1, the MAML family's inner step size; the paper preset uses Adam at 0.01)"""
+    inner_backtrack: int = 6
+    """armijo: maximum halvings of inner_lr per step (6: down to inner_lr/64; a step finding no
+    decrease is skipped)"""
     hypergradient: Literal["practical", "score", "unrolled"] = "unrolled"
     """implicit eq. (8) without ∇_φQ ("practical"), implicit Prop. 2 with the Appendix C ∇_φQ estimate
     ("score"), or "unrolled": reverse mode through the solver's steps (the exact derivative of
@@ -89,12 +94,14 @@ class BoMrlConfig:
         check(isinstance(self.inner_steps_adam, int) and self.inner_steps_adam >= 1, "inner_steps_adam",
               self.inner_steps_adam, "an integer >= 1")
         check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
-        check(self.inner_solver in ("adam", "sgd", "newton"), "inner_solver", self.inner_solver,
-              "one of adam, sgd, newton")
+        check(self.inner_solver in ("adam", "sgd", "armijo", "newton"), "inner_solver", self.inner_solver,
+              "one of adam, sgd, armijo, newton")
+        check(isinstance(self.inner_backtrack, int) and 0 <= self.inner_backtrack <= 60, "inner_backtrack",
+              self.inner_backtrack, "an integer in [0, 60]")
         check(self.hypergradient in ("practical", "score", "unrolled"), "hypergradient", self.hypergradient,
               "one of practical, score, unrolled")
         check(not (self.hypergradient == "unrolled" and self.inner_solver == "newton"), "hypergradient",
-              self.hypergradient, "practical or score with inner_solver=newton (unrolled needs adam or sgd)")
+              self.hypergradient, "practical or score with inner_solver=newton (unrolled needs adam, sgd or armijo)")
         check(self.hyper_cg_iters >= 1, "hyper_cg_iters", self.hyper_cg_iters, ">= 1")
         check(self.hyper_damping >= 0, "hyper_damping", self.hyper_damping, ">= 0")
         check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
@@ -150,6 +157,7 @@ class BoMrl(MetaAlgorithm):
     """BO-MRL Algorithm 2; see the module docstring."""
 
     name = "bomrl"
+    label = "BO-MRL"   # display name (plots, tables)
     Config = BoMrlConfig
     PRESETS = PRESETS
     env_defaults = staticmethod(env_defaults)
@@ -172,7 +180,7 @@ class BoMrl(MetaAlgorithm):
         sampling log-probabilities are those, else log π_φ under stop_gradient)."""
         c = self.config
         return solve_inner(self.inner_loss, phi, data, steps=c.inner_steps_adam, solver=c.inner_solver,
-                           learning_rate=c.inner_lr)
+                           learning_rate=c.inner_lr, backtrack=c.inner_backtrack)
 
     def _adapt(self, params_t, data: Data):
         return jax.vmap(self.solve)(params_t, inner_data(data))
@@ -184,7 +192,7 @@ class BoMrl(MetaAlgorithm):
         theta, diag = self._adapt_jit(params_t, data)
         self._last_grad_ratio = diag["inner/grad_ratio"]
         keep = ("inner/loss", "inner/loss_initial", "inner/grad_norm", "inner/grad_ratio", "inner/kl",
-                "inner/distance", "inner/surrogate")
+                "inner/distance", "inner/surrogate", "inner/step_frac")
         return theta, {k: v for k, v in diag.items() if k in keep}
 
     # ---- steps 3-5 ------------------------------------------------------------------------------
@@ -199,7 +207,8 @@ class BoMrl(MetaAlgorithm):
         if c.hypergradient == "unrolled":
             def one(th, d, gg):
                 _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, steps=c.inner_steps_adam,
-                                                              solver=c.inner_solver, learning_rate=c.inner_lr), phi)
+                                                              solver=c.inner_solver, learning_rate=c.inner_lr,
+                                                              backtrack=c.inner_backtrack), phi)
                 (hg,) = vjp(gg)
                 return hg, {"hyper/norm": jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(hg)))}
         else:

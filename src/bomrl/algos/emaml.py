@@ -61,6 +61,7 @@ class EMaml(MamlTrpo):
     """MAML-TRPO with the E-MAML exploration term in the TRPO objective."""
 
     name = "emaml"
+    label = "E-MAML"   # display name (plots, tables)
     Config = EMamlConfig
 
     def objective(self, phi, inner_datas, post, consts):

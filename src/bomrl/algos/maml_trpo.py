@@ -175,6 +175,7 @@ class MamlTrpo(MetaAlgorithm):
     """MAML with a TRPO meta-step; see the module docstring."""
 
     name = "maml-trpo"
+    label = "MAML-TRPO"   # display name (plots, tables)
     Config = MamlTrpoConfig
 
     def __init__(self, config: MamlTrpoConfig, policy):

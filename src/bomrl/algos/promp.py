@@ -115,6 +115,7 @@ class ProMP(MetaAlgorithm):
     """ProMP; see the module docstring."""
 
     name = "promp"
+    label = "ProMP"   # display name (plots, tables)
     Config = ProMPConfig
 
     def __init__(self, config: ProMPConfig, policy):

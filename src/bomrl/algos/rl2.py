@@ -32,12 +32,15 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast_tasks
 from bomrl.algos.data import masked_mean
 from bomrl.core.advantages import fit_linear_baseline, gae_over_gaps, normalize_advantages
 from bomrl.core.recurrent import gru_policy, is_recurrent, trial_view
 from bomrl.errors import ConfigError, check
+from bomrl.limits import (MAX_COUNT, MAX_HIDDEN, MAX_REAL, MAX_ROUNDS, check_int, check_positive,
+                          check_unit_interval)
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,16 @@ class RL2Config:
     entropy to the rewards instead, `entropy_method='max'`)"""
 
     def __post_init__(self):
-        for name in ("episodes_per_trial", "hidden_size", "epochs", "minibatch_trials"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "an integer >= 1")
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
-        check(0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
-        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
-        check(self.entropy_coef >= 0, "entropy_coef", self.entropy_coef, ">= 0")
+        check_int("episodes_per_trial", self.episodes_per_trial, 1, MAX_COUNT)
+        check_int("hidden_size", self.hidden_size, 1, MAX_HIDDEN)
+        check_int("epochs", self.epochs, 1, MAX_ROUNDS)
+        check_int("minibatch_trials", self.minibatch_trials, 1, MAX_COUNT)
+        check_positive("learning_rate", self.learning_rate)
+        check(isinstance(self.clip_eps, (int, float)) and 0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
+        check_unit_interval("discount", self.discount)
+        check_unit_interval("gae_lambda", self.gae_lambda)
+        check(isinstance(self.entropy_coef, (int, float)) and 0 <= self.entropy_coef <= MAX_REAL, "entropy_coef",
+              self.entropy_coef, f"a number in [0, {MAX_REAL:g}]")
 
 
 class TrialData(NamedTuple):
@@ -133,6 +138,7 @@ class RL2(MetaAlgorithm):
     """RL² with PPO; see the module docstring."""
 
     name = "rl2"
+    label = "RL²"   # display name (plots, tables)
     Config = RL2Config
 
     @classmethod
@@ -144,8 +150,6 @@ class RL2(MetaAlgorithm):
                           init_std=train_cfg.init_std)
 
     def __init__(self, config: RL2Config, policy):
-        import optax
-
         c = config
         if not is_recurrent(policy):   # e.g. an MLP policy: keep its sizes and dtype, use a GRU
             leaf = jax.tree.leaves(jax.eval_shape(policy.init, jax.random.PRNGKey(0)))[0]
@@ -171,8 +175,6 @@ class RL2(MetaAlgorithm):
 
     # ---- PPO update -----------------------------------------------------------------------------
     def _update(self, params, opt_state, data: TrialData, key, horizon: int):
-        import optax
-
         c, policy = self.config, self.policy
         loss_fn = lambda p, d, lp: rl2_loss(policy, horizon, c.clip_eps, c.entropy_coef, p, d, lp)  # noqa: E731
         dists = policy.sequence(params, data.obs, data.act, data.rew, data.mask, horizon)

@@ -1,9 +1,9 @@
-"""Configurations of the benchmark commands (`bomrl bench iteration|learning|update`), one frozen
+"""Configurations of the benchmark commands (`bomrl bench sampler|iteration|learning|update`), one frozen
 dataclass each, documented field by field (tyro builds the command line and --help from them).
 
 Import-light (no JAX, no numpy of its own): the command line imports this module to build its
-parser; the benchmarks themselves (bomrl.bench.iteration, .learning, .update) load after parsing.
-`bomrl bench sampler`'s configuration lives beside its run function in bomrl.bench.sampler (import-light).
+parser; the benchmarks themselves (bomrl.bench.sampler, .iteration, .learning, .update) load after
+parsing.
 """
 
 from __future__ import annotations
@@ -11,6 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
+
+
+@dataclass(frozen=True)
+class BenchSamplerConfig:
+    """Benchmark the multi-task sampler against bare MuJoCo stepping."""
+
+    env: str = "halfcheetah-vel"
+    """Task family (halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir, or any registered one)."""
+    tasks: int = 40
+    """Number of tasks T (one parameter set each)."""
+    episodes: int = 20
+    """Episodes per task E."""
+    horizon: int = 200
+    """Steps per episode H."""
+    backend: Literal["vector", "process", "ray"] = "vector"
+    """vector: one process, MuJoCo's C thread pool; process: one worker process per core;
+    ray: one Ray actor per core on a local Ray instance (docs/SCALING.md)."""
+    workers: int = 0
+    """Cores to use, for the sampler and for the raw baseline alike (0: all cores)."""
+    repeats: int = 1
+    """Timed sampler calls (after a warm-up compile); the best is reported."""
+    seed: int = 0
+    """Seed of the tasks, resets and policy."""
 
 
 @dataclass(frozen=True)

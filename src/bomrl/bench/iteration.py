@@ -25,7 +25,7 @@ from bomrl.core.policies import gaussian_mlp
 from bomrl.envs import get_family, make_sampler
 from bomrl.errors import check
 from bomrl.limits import MAX_ITERATIONS, MAX_ROUNDS, check_counts, check_int, check_positive, check_seed, check_workers
-from bomrl.workflow.config import parse_overrides
+from bomrl.workflow.config import TrainConfig, build_algo_config
 
 __all__ = ["BenchIterationConfig", "measure", "run", "validate"]
 
@@ -38,7 +38,7 @@ def _median(xs):
 
 def validate(config: BenchIterationConfig):
     """Every input checked (one-line ConfigError) before any work: (family, algorithm class, its config)."""
-    algo_cls, cfg_cls = get_algorithm(config.algo)   # unknown names: one-line error listing them
+    algo_cls, _ = get_algorithm(config.algo)   # unknown names: one-line error listing them
     family = get_family(config.env)
     for name in ("tasks", "episodes", "horizon", "iterations"):
         value = getattr(config, name)
@@ -54,7 +54,8 @@ def validate(config: BenchIterationConfig):
     check_seed("--seed", config.seed)
     if config.action_scale is not None:
         check_positive("--action-scale", config.action_scale, why="10: the MAML-family convention, 1: plain clipping")
-    algo_cfg = cfg_cls(**parse_overrides(cfg_cls, config.set))
+    # the settings `bomrl train --env E --algo A --set ...` would run (one precedence rule, per-env defaults)
+    algo_cfg = build_algo_config(TrainConfig(env=config.env, algo=config.algo, set=tuple(config.set)))
     return family, algo_cls, algo_cfg
 
 

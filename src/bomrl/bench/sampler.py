@@ -24,43 +24,24 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import Literal
 
+import jax
+import mujoco
+import numpy as np
+
+from bomrl.bench.config import BenchSamplerConfig
+from bomrl.core.policies import gaussian_mlp
+from bomrl.envs import get_family, make_sampler
+from bomrl.envs.locomotion import FRAME_SKIP, load_model, reset_noise
 from bomrl.errors import check
+from bomrl.limits import MAX_ROUNDS, check_counts, check_int, check_seed, check_workers
 
-
-@dataclass(frozen=True)
-class BenchSamplerConfig:
-    """Benchmark the multi-task sampler against bare MuJoCo stepping."""
-
-    env: str = "halfcheetah-vel"
-    """Task family (halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir, or any registered one)."""
-    tasks: int = 40
-    """Number of tasks T (one parameter set each)."""
-    episodes: int = 20
-    """Episodes per task E."""
-    horizon: int = 200
-    """Steps per episode H."""
-    backend: Literal["vector", "process", "ray"] = "vector"
-    """vector: one process, MuJoCo's C thread pool; process: one worker process per core;
-    ray: one Ray actor per core on a local Ray instance (docs/SCALING.md)."""
-    workers: int = 0
-    """Cores to use, for the sampler and for the raw baseline alike (0: all cores)."""
-    repeats: int = 1
-    """Timed sampler calls (after a warm-up compile); the best is reported."""
-    seed: int = 0
-    """Seed of the tasks, resets and policy."""
+__all__ = ["BenchSamplerConfig", "raw_worker", "run"]
 
 
 def raw_worker(xml: str, steps: int, horizon: int, seed: int) -> tuple[float, float]:
     """Bare mj_step loop on one core: (env steps per second, CPU seconds), an env step being one
     frame-skip group of mj_step."""
-    import mujoco
-    import numpy as np
-
-    from bomrl.envs.locomotion import FRAME_SKIP, load_model, reset_noise
-
     model = load_model(xml)
     data = mujoco.MjData(model)
     rng = np.random.default_rng(seed)
@@ -96,9 +77,7 @@ def raw_rate(xml: str, steps_per_proc: int, horizon: int, procs: int) -> tuple[f
 
 
 def run(config: BenchSamplerConfig) -> dict:
-    from bomrl.envs import get_family, make_sampler
 
-    from bomrl.limits import MAX_ROUNDS, check_counts, check_int, check_seed, check_workers
 
     check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
     check_int("--repeats", config.repeats, 1, MAX_ROUNDS)
@@ -112,10 +91,6 @@ def run(config: BenchSamplerConfig) -> dict:
           "--backend vector, a family with JAX dynamics (nav2d, nav2d-sparse)")
     workers = config.workers or (os.cpu_count() or 1)
 
-    import jax
-    import numpy as np
-
-    from bomrl.core.policies import gaussian_mlp
 
     key = jax.random.PRNGKey(config.seed)
     steps_per_proc = max(1, config.tasks * config.episodes * config.horizon // workers)

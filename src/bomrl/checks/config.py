@@ -37,6 +37,7 @@ class CheckHypergradientConfig:
     action_scale: Optional[float] = None
     """Without --run: the policy's action scale (default the family's)."""
     set: tuple[str, ...] = ()
-    """Without --run: BO-MRL setting overrides NAME=VALUE (e.g. hypergradient=unrolled)."""
+    """BO-MRL setting overrides NAME=VALUE (e.g. hypergradient=unrolled); with --run they replace the
+    run's settings at its checkpoint (an A/B of settings at one meta-policy)."""
     plugins: tuple[str, ...] = ()
     """Python modules to import first (they may register task families and distances)."""

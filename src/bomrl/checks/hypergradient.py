@@ -24,6 +24,7 @@ Exit code 0 always: the numbers are the verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -44,7 +45,7 @@ from bomrl.envs import make_sampler
 from bomrl.errors import check
 from bomrl.limits import MAX_ROUNDS, check_counts, check_int, check_positive, check_seed
 from bomrl.workflow.checkpoint import load_latest, restore_tree
-from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, validate as validate_train
+from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, parse_overrides, validate as validate_train
 from bomrl.workflow.plugins import import_plugins
 from bomrl.workflow.train import load_run, make_algo
 
@@ -70,6 +71,8 @@ def validate(config: CheckHypergradientConfig):
               f"a run directory of `bomrl train --algo bomrl` (with {CONFIG_NAME})")
         cfg, algo_cfg = load_run(config.run)
         check(cfg.algo == "bomrl", "--run", str(config.run), "a run of --algo bomrl")
+        if config.set:   # measure the run's checkpoint under other settings (an A/B at one φ)
+            algo_cfg = dataclasses.replace(algo_cfg, **parse_overrides(type(algo_cfg), tuple(config.set)))
         return cfg, algo_cfg
     cfg = TrainConfig(env=config.env, algo="bomrl", distance=config.distance, lam=config.lam,
                       horizon=config.horizon, seed=config.seed, action_scale=config.action_scale,
@@ -178,6 +181,7 @@ def measure(config: CheckHypergradientConfig, cfg: TrainConfig, algo_cfg) -> dic
             "rel_error_median": float(np.median(rel)), "fd_disagreement": float(np.median(disagreement)),
             "inner_grad_ratio": float(np.mean(diag["inner/grad_ratio"])),
             "inner_kl": float(np.mean(diag["inner/kl"])),
+            **({"inner_step_frac": float(np.mean(diag["inner/step_frac"]))} if "inner/step_frac" in diag else {}),
             "hyper_rel_residual": float(hmetrics.get("hyper/rel_residual", float("nan"))),
             **_mean_se("insample_surrogate_gain", surrogate(thetas, pre) - base_in),
             **_mean_se("fresh_surrogate_gain", surrogate(thetas, fresh) - base_fresh),

@@ -3,6 +3,10 @@ with NO new data (eq. 2, eq. 7 or eq. 9; see `bomrl.core.losses`).
 
     solver="adam"    optax Adam inside lax.scan (the paper's practical choice, 50 steps)
     solver="sgd"     plain gradient descent θ ← θ − lr ∇_θ L inside lax.scan
+    solver="armijo"  gradient descent whose step starts at lr and is halved (at most `backtrack`
+                     times) until the loss decreases sufficiently (Armijo, c = 1e-4); a step
+                     that finds no decrease is not taken. Monotone: it cannot diverge when the
+                     loss's curvature outgrows 2/lr (d1's grows ∝ λ/σ² as the policy's σ shrinks)
     solver="newton"  Newton–CG with backtracking and a step-length cap (Hessian-vector products, never the
                      Hessian): for exact solves in tests and small problems
 
@@ -23,24 +27,59 @@ from bomrl.core.cg import cg_solve
 from bomrl.errors import check, check_choice
 
 LossFn = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
-SOLVERS = ("adam", "sgd", "newton")
-FIRST_ORDER = ("adam", "sgd")
+SOLVERS = ("adam", "sgd", "armijo", "newton")
+FIRST_ORDER = ("adam", "sgd", "armijo")   # the solvers `unrolled_solution` differentiates through
+ARMIJO_C = 1e-4
 
 
 def _norm(tree):
     return jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree)))
 
 
+def armijo_step(value: Callable, th, learning_rate: float, backtrack: int):
+    """One gradient step θ − t ∇f(θ) with t = lr · 2^-j for the smallest j ≤ backtrack such that
+    f(θ − t∇f) ≤ f(θ) − c t ‖∇f‖² (t = 0 if none). Returns (θ_new, t).
+
+    t is chosen by a lax.while_loop on stop-gradient copies, so it is a constant for autodiff:
+    reverse mode through this step is the exact derivative of θ − t∇f(θ) wherever the choice of j
+    is locally constant (almost everywhere), and the loop itself is never differentiated."""
+    f0, g = jax.value_and_grad(value)(th)
+    th_c, g_c, f0_c = jax.lax.stop_gradient((th, g, f0))
+    gg = sum(jnp.vdot(x, x) for x in jax.tree.leaves(g_c))
+    lr = jnp.asarray(learning_rate, f0_c.dtype)
+
+    def trial(t):
+        return value(jax.tree.map(lambda x, y: x - t * y, th_c, g_c))
+
+    def accepted(t):
+        f = trial(t)
+        return jnp.isfinite(f) & (f <= f0_c - ARMIJO_C * t * gg)
+
+    def cond(c):
+        j, t, ok = c
+        return ~ok & (j < backtrack)
+
+    def body(c):
+        j, t, _ = c
+        t = 0.5 * t
+        return j + 1, t, accepted(t)
+
+    _, t, ok = jax.lax.while_loop(cond, body, (jnp.asarray(0), lr, accepted(lr)))
+    t = jnp.where(ok, t, jnp.zeros_like(t))
+    return jax.tree.map(lambda x, y: x - t * y, th, g), t
+
+
 def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
                 learning_rate: float = 1e-2, newton_cg_iters: int = 50, newton_damping: float = 0.0,
-                newton_max_step: float = 1.0,
+                newton_max_step: float = 1.0, backtrack: int = 10,
                 theta0=None) -> tuple[Any, dict]:
     """θ' ≈ argmin_θ loss_fn(θ, φ, data)[0], starting from θ0 (default φ).
 
     Args:
       loss_fn: (theta, phi, data) -> (loss, metrics), e.g. `make_inner_loss(...)`.
       steps: optimiser iterations (Adam steps, or Newton steps).
-      learning_rate: Adam step size.
+      learning_rate: Adam / gradient step size (armijo: the first step size tried).
+      backtrack: armijo's maximum number of halvings per step.
       newton_cg_iters / newton_damping: CG cap and damping of each Newton system.
       newton_max_step: longest Newton/gradient step (parameter-space norm) per iteration.
     Returns (theta', diagnostics).
@@ -54,8 +93,15 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
     value = lambda th: with_aux(th)[0]  # noqa: E731
     value_and_grad = jax.value_and_grad(value)
     loss_init = value(theta)
+    step_sizes = None
 
-    if solver in FIRST_ORDER:
+    if solver == "armijo":
+        def step(th, _):
+            th, t = armijo_step(value, th, learning_rate, backtrack)
+            return th, t
+
+        theta, step_sizes = jax.lax.scan(step, theta, None, length=steps)
+    elif solver in FIRST_ORDER:
         opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
 
         def step(carry, _):
@@ -98,18 +144,27 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
     gnorm = _norm(grad)
     diagnostics = {**metrics, "inner/loss": loss, "inner/loss_initial": loss_init, "inner/grad_norm": gnorm,
                    "inner/grad_ratio": gnorm / jnp.maximum(grad0, jnp.finfo(gnorm.dtype).tiny)}
+    if step_sizes is not None:   # armijo: mean step size over the K steps, as a fraction of lr
+        diagnostics["inner/step_frac"] = jnp.mean(step_sizes) / learning_rate
     return theta, diagnostics
 
 
 def unrolled_solution(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
-                      learning_rate: float = 1e-2):
+                      learning_rate: float = 1e-2, backtrack: int = 10):
     """θ_K(φ): the same K first-order steps as `solve_inner`, as a differentiable function of φ
     (φ enters through θ_0 = φ and the loss). Reverse mode through it is the exact derivative of
     what the solver returns; each step is rematerialised (jax.checkpoint), so memory is O(K ·
     |θ|), not O(K · activations)."""
     check(solver in FIRST_ORDER, "solver", solver, f"one of {', '.join(FIRST_ORDER)} for unrolled derivatives")
-    opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
     value = lambda th: loss_fn(th, phi, data)[0]  # noqa: E731
+    if solver == "armijo":
+        @jax.checkpoint
+        def bt_step(th, _):
+            return armijo_step(value, th, learning_rate, backtrack)[0], None
+
+        theta, _ = jax.lax.scan(bt_step, phi, None, length=steps)
+        return theta
+    opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
 
     @jax.checkpoint
     def step(carry, _):

@@ -19,10 +19,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from bomrl.core.cg import cg_solve
-from bomrl.errors import check, check_choice
 
 Params = Any
 log = logging.getLogger("bomrl.trpo")
@@ -59,9 +57,8 @@ def _tree_finite(t):
 
 
 def trpo_step(objective_fn: Callable[[Params], jax.Array] | None, kl_fn: Callable[[Params], jax.Array],
-              params: Params, grad: Params | None = None, max_kl: float = 1e-3, cg_iters: int = 10,
-              cg_damping: float = 1e-5, ls_steps: int = 15, ls_ratio: float = 0.8,
-              log_skips: bool = True, fvp_fn: Callable[[Params], Params] | None = None) -> tuple[Params, dict]:
+              params: Params, grad: Params | None = None, *, max_kl: float, cg_iters: int,
+              cg_damping: float, ls_steps: int, ls_ratio: float, log_skips: bool = True, fvp_fn: Callable[[Params], Params] | None = None) -> tuple[Params, dict]:
     """One trust-region step: Δ = β F⁻¹g with ½ΔᵀFΔ = max_kl, then backtracking Δ·ls_ratio^k.
 
     Args:
@@ -167,37 +164,3 @@ def policy_fisher_vp(policy, params: Params, obs: jax.Array, weight: jax.Array) 
 def skip_reason(metrics: dict) -> str:
     """Human-readable reason for a (possibly skipped) TRPO step."""
     return SKIP_REASONS.get(int(np.asarray(metrics["trpo/skipped_code"])), "unknown")
-
-
-def make_meta_update(method: str = "trpo", *, learning_rate: float = 1e-2, max_kl: float = 1e-3,
-                     cg_iters: int = 10, cg_damping: float = 1e-5, ls_steps: int = 15, ls_ratio: float = 0.8):
-    """Meta-parameter update on an ascent direction g (the task-averaged hypergradient).
-
-    method: "trpo" (Algorithm 2), "sgd" (φ ← φ + α g, Algorithm 1) or "adam" (optax Adam ascent).
-    Returns (init(params) -> state, update(state, params, grad, kl_fn=None, objective_fn=None)
-    -> (new_params, new_state, metrics)). kl_fn is required for "trpo" and only reported otherwise.
-    """
-    check_choice("meta_update", method, ("trpo", "sgd", "adam"))
-    check(learning_rate > 0, "learning_rate", learning_rate, "> 0")
-    check(max_kl > 0, "max_kl", max_kl, "> 0")
-    opt = optax.sgd(learning_rate) if method == "sgd" else optax.adam(learning_rate)
-
-    def init(params):
-        return () if method == "trpo" else opt.init(params)
-
-    def update(state, params, grad, kl_fn=None, objective_fn=None):
-        if method == "trpo":
-            if kl_fn is None:
-                raise ValueError("the TRPO meta-update needs kl_fn")
-            new, metrics = trpo_step(objective_fn, kl_fn, params, grad, max_kl=max_kl, cg_iters=cg_iters,
-                                     cg_damping=cg_damping, ls_steps=ls_steps, ls_ratio=ls_ratio)
-            return new, state, metrics
-        neg = jax.tree.map(jnp.negative, grad)  # optax minimises
-        updates, state = opt.update(neg, state, params)
-        new = jax.tree.map(lambda p, u: p + u.astype(p.dtype), params, updates)
-        metrics = {"meta/grad_norm": jnp.sqrt(_tree_vdot(grad, grad))}
-        if kl_fn is not None:
-            metrics["trpo/kl"] = kl_fn(new)
-        return new, state, metrics
-
-    return init, update

@@ -249,6 +249,7 @@ FAMILIES.register("ant-vel", "bomrl.envs.locomotion:ant_vel")
 FAMILIES.register("ant-dir", "bomrl.envs.locomotion:ant_dir")
 FAMILIES.register("nav2d", "bomrl.envs.navigation:Nav2dFamily")
 FAMILIES.register("nav2d-sparse", "bomrl.envs.navigation:Nav2dSparseFamily")
+FAMILIES.register("CartPole-v1", "bomrl.envs.classic:CartPoleFamily")
 
 
 def register_family(name: str, factory: Callable[..., TaskFamily], overwrite: bool = False) -> None:

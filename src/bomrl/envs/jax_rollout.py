@@ -24,6 +24,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bomrl.core.recurrent import is_recurrent
 from bomrl.envs.families import map_action
 
 
@@ -64,8 +65,6 @@ def make_scan_rollout(policy, env: JaxEnv, num_tasks: int, episodes: int, horizo
                       action_scale: float):
     """jit(params [T, ...], tasks [T, task_dim], seeds [T·E] uint32, key) -> (obs [T, E, H, obs_dim],
     act [T, E, H(, A)], rew [T, E, H], mask [T, E, H]), obs/act/rew/mask zero after termination."""
-    from bomrl.core.recurrent import is_recurrent
-
     obs_dim, act_dim, low, high, discrete = spaces
     T, E, H = num_tasks, episodes, horizon
     to_env = (lambda a: a) if discrete else (lambda a: scale_action_jax(a, low, high, action_scale))  # noqa: E731

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import re
 import sys
 from pathlib import Path
 
+import mujoco
 import numpy as np
 
 from bomrl.envs.families import TaskFamily
@@ -49,8 +51,6 @@ ANT_CONTACT_RANGE = (-1.0, 1.0)
 
 def _asset(name: str) -> Path:
     """Path of one of gymnasium's MuJoCo model files (found without importing gymnasium)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("gymnasium")
     if spec is None or spec.origin is None:
         raise ConfigError("the MuJoCo task families need gymnasium: pip install 'gymnasium[mujoco]'")
@@ -69,8 +69,6 @@ def load_model(xml_name: str):
     per compile). We strip it and apply the documented replacement, mj_setTotalmass + mj_setConst,
     which gives a model numerically identical to the original (checked in the tests).
     """
-    import mujoco
-
     configure_mujoco_log()
     text = _xml(xml_name)
     match = re.search(r'\ssettotalmass="([^"]+)"', text)
@@ -95,8 +93,6 @@ def _drop_settotalmass_warning():
     """While gymnasium compiles half_cheetah.xml itself: drop MuJoCo's settotalmass deprecation
     warning (one per env, i.e. hundreds per sampler), pass any other warning on to stderr and the
     log file. Only around model compilation in this thread, never while a Batch is stepping."""
-    import mujoco
-
     prev = mujoco.get_mju_user_warning()
 
     def handler(msg: str) -> None:
@@ -153,8 +149,6 @@ class MujocoBatchStepper:
     needs_contact_forces = False
 
     def __init__(self, family: "LocomotionFamily", num_envs: int, num_threads: int = 1):
-        import mujoco
-
         try:
             from mujoco import batch as mjbatch
         except ImportError:
@@ -274,7 +268,7 @@ class LocomotionFamily(TaskFamily):
 
     def make_env(self):
         """gymnasium's own env (used by the generic loop stepper and the equality tests)."""
-        import gymnasium as gym
+        import gymnasium as gym   # only here: the samplers and worker processes step MuJoCo directly
 
         configure_mujoco_log()
         with _drop_settotalmass_warning():

@@ -42,6 +42,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import socket
@@ -51,13 +52,16 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.batch import Batch
+from bomrl.envs import BACKENDS
 from bomrl.envs.families import TaskFamily, check_action_scale, get_family, scale_action
+from bomrl.envs.jax_rollout import make_scan_rollout
 from bomrl.errors import BomrlError, ConfigError, check, check_choice
 
-BACKENDS = ("vector", "process", "ray")
 
 
 class SampleStats(NamedTuple):
@@ -192,8 +196,6 @@ class ProcessStepper:
 
 def _first_float_dtype(params) -> np.dtype:
     """The dtype observations are cast to before the policy call: that of the parameters."""
-    import jax
-
     for leaf in jax.tree_util.tree_leaves(params):
         dt = np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype))
         if np.issubdtype(dt, np.floating):
@@ -206,8 +208,6 @@ def _make_act_fn(policy, shard: tuple[int, int, int] | None = None):
 
     shard = (lo, hi, T_total): the T = hi - lo tasks are tasks lo..hi-1 of a batch of T_total and
     use that batch's per-task keys, so a sharded rollout draws exactly the unsharded noise."""
-    import jax
-
     def act(params, obs, key, t):
         if shard is None:
             keys = jax.random.split(jax.random.fold_in(key, t), obs.shape[0])
@@ -226,9 +226,6 @@ def _make_recurrent_act_fn(policy):
     """jit(params [T, ...], h [T, n, hidden], obs [T, n, obs_dim], prev_act, prev_rew [T, n],
     first (bool scalar), alive [T, n], key, j) -> (h', actions [T, n, ...]); h' = h where not alive.
     The noise of step j of the trial is split(fold_in(key, j), T) (as in bomrl.envs.jax_rollout)."""
-    import jax
-    import jax.numpy as jnp
-
     def act(params, h, obs, prev_act, prev_rew, first, alive, key, j):
         keys = jax.random.split(jax.random.fold_in(key, j), obs.shape[0])
 
@@ -248,7 +245,6 @@ def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds:
     """`rollout` for a recurrent policy (trials of K = policy.episodes_per_trial episodes; module
     docstring). All n·E envs are reset first; episode slot k of every trial is stepped during the
     k-th block of H steps, the others are inactive. Same outputs as `rollout`."""
-    import jax.numpy as jnp
 
     obs_dim, act_dim, low, high, discrete = spaces
     T, E, H, K = tasks.shape[0], episodes, horizon, policy.episodes_per_trial
@@ -429,8 +425,6 @@ class Sampler:
 
     # ---- sampling -----------------------------------------------------------------------------
     def _check_inputs(self, policy, params, tasks) -> np.ndarray:
-        import jax
-
         if self._stepper is None:
             raise BomrlError("the sampler is closed")
         tasks = np.asarray(tasks, np.float64)
@@ -465,7 +459,6 @@ class Sampler:
         fn = self._act_fns.get(policy)
         if fn is None:
             if self.jax_native:
-                from bomrl.envs.jax_rollout import make_scan_rollout
 
                 fn = make_scan_rollout(policy, self._stepper.env, self.num_tasks, self.episodes, self.horizon,
                                        (self.obs_dim, self.act_dim, self.low, self.high, self.discrete),
@@ -479,8 +472,6 @@ class Sampler:
 
     def _scan_rollout(self, policy, params, tasks, seeds, key):
         """The jitted lax.scan rollout: numpy arrays as `rollout` returns them."""
-        import jax
-
         t0 = time.perf_counter()
         out = jax.block_until_ready(self._act_fn(policy)(params, tasks, seeds, key))
         obs, act, rew, mask = (np.asarray(x) for x in out)
@@ -490,8 +481,6 @@ class Sampler:
 
     def warmup(self, policy, params, key=None) -> None:
         """Compile the per-step policy call now (sample() would otherwise do it on first use)."""
-        import jax
-
         tasks = self._check_inputs(policy, params, np.zeros((self.num_tasks, self.family.task_dim)))
         key = jax.random.PRNGKey(0) if key is None else key
         if self.jax_native:
@@ -535,8 +524,6 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
     CPUs; "auto" or "HOST:PORT" / "ray://HOST:PORT" attaches to a running cluster."""
     fam = get_family(family)
     if action_scale is not None:
-        import copy
-
         scale = check_action_scale(action_scale)
         fam = copy.copy(fam)
         fam.action_scale = scale

@@ -26,11 +26,9 @@ from bomrl.core import distance_names
 from bomrl.envs import BACKENDS
 from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check, check_choice
-from bomrl.limits import MAX_ITERATIONS, check_counts, check_int, check_positive, check_seed, check_workers
+from bomrl.limits import MAX_HIDDEN, MAX_ITERATIONS, check_counts, check_int, check_positive, check_seed, check_workers
 from bomrl.workflow.plugins import import_plugins
 
-SAMPLERS = ("vector", "process", "ray")
-MAX_HIDDEN = 10**4            # units per hidden layer
 MAX_WEIGHTS = 10**7           # weights between hidden layers (x 4 bytes x the copies TRPO / CG keep)
 CONFIG_NAME = "config.json"
 # Fields that may differ from the saved run config on `--resume` (they do not change the numbers).
@@ -297,7 +295,7 @@ def validate(cfg: TrainConfig) -> None:
           cfg.hidden, f"at most 100 layers of at most {MAX_HIDDEN:,} units and {MAX_WEIGHTS:,} hidden-to-hidden "
           "weights (more would exhaust memory)")
     check_positive("--init-std", cfg.init_std)
-    check_choice("--sampler", cfg.sampler, SAMPLERS)
+    check_choice("--sampler", cfg.sampler, BACKENDS)
     if cfg.sampler == "ray":
         check("ray" in BACKENDS, "--sampler", cfg.sampler,
               f"one of {', '.join(BACKENDS)} (the ray backend is not available in this install)")

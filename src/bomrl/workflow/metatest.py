@@ -16,56 +16,34 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
 
-import tyro
+import jax
+import numpy as np
 
 from bomrl.errors import check
+from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
+from bomrl.utils import atomic_write_json
+from bomrl.workflow.checkpoint import load_latest, restore_tree
+from bomrl.workflow.metatest_config import MetaTestConfig
+from bomrl.workflow.train import load_run, make_algo, make_policy, make_run_sampler
+
+__all__ = ["MetaTestConfig", "TEST_SAMPLER_CALLS", "TEST_STREAM", "run"]
 
 TEST_STREAM = 0x7E57_7A5C          # test tasks: default_rng([seed, TEST_STREAM]); training uses [seed, i]
 TEST_SAMPLER_CALLS = 2**40         # reset seeds of the test rollouts: counter far beyond training's
 
 
-@dataclass(frozen=True)
-class MetaTestConfig:
-    """Meta-test a trained run: return after 0..k one-time adaptations on fresh tasks (JSON)."""
-
-    run_dir: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="DIR")]]
-    """Run directory written by `bomrl train`."""
-    adapt_steps: int = 3
-    """Adaptation rounds k (the output has k + 1 returns)."""
-    tasks: int = 40
-    """Number of fresh test tasks."""
-    seed: Optional[int] = None
-    """Seed of the test tasks, resets and action noise (default: the run's seed)."""
-    out: Optional[Path] = None
-    """Output JSON file (default DIR/meta_test.json)."""
-
-
 def run(config: MetaTestConfig) -> dict:
-    from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
-
     check_int("--adapt-steps", config.adapt_steps, 0, MAX_ROUNDS)
     check_int("--tasks", config.tasks, 1, MAX_COUNT)
     if config.seed is not None:
         check_seed("--seed", config.seed)
-    from bomrl.workflow.train import load_run
-
     cfg, algo_cfg = load_run(config.run_dir)           # one-line error if DIR is not a run
     out = Path(config.out) if config.out is not None else Path(config.run_dir) / "meta_test.json"
     check(out.parent.is_dir(), "--out", str(out), "a file in an existing directory")
 
-    from bomrl.workflow.checkpoint import load_latest, restore_tree
-
     ckpt = load_latest(config.run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
-
-    import jax
-    import numpy as np
-
-    from bomrl.utils import atomic_write_json
-    from bomrl.workflow.train import make_algo, make_policy, make_run_sampler
 
     seed = cfg.seed if config.seed is None else config.seed
     with make_run_sampler(cfg, config.tasks, seed) as sampler:

@@ -13,32 +13,39 @@ error over seeds (over test tasks when there is a single seed).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
 
-import tyro
+import numpy as np
+from matplotlib.figure import Figure
 
+from bomrl.algos import ALGORITHMS
+from bomrl.core import DISTANCES
 from bomrl.errors import ConfigError, check
+from bomrl.utils import ensure_out_dir
+from bomrl.workflow.config import TrainConfig, build_algo_config, saved_algo_config
+from bomrl.workflow.logging import read_metrics
+from bomrl.workflow.plot_config import PlotConfig
 
-DIST_LABEL = {"kl": "d1", "rkl": "d2", "euclid": "d3", "d1": "d1", "d2": "d2", "d3": "d3"}
-ALGO_LABEL = {"maml-trpo": "MAML-TRPO", "promp": "ProMP", "emaml": "E-MAML", "rl2": "RL²"}
+__all__ = ["PlotConfig", "collect", "find_runs", "run", "run_label"]
 
 
-@dataclass(frozen=True)
-class PlotConfig:
-    """Plot meta-test (Fig. 2 style) and meta-training curves (Fig. 5 style) of runs as PNG."""
+def distance_label(name: str) -> str:
+    """d1/d2/d3 for the built-in distances under any of their names (kl -> d1), else the name."""
+    return DISTANCES.canonical(name) if name in DISTANCES else name
 
-    runs: tyro.conf.Positional[Annotated[tuple[Path, ...], tyro.conf.arg(metavar="RUN")]]
-    """Run directories, or directories containing run directories."""
-    out: Optional[Path] = None
-    """Output directory (default: PARENT/plots next to the first run)."""
-    smooth: int = 1
-    """Moving-average window (iterations) for the training curves."""
+
+def algorithm_label(name: str) -> str:
+    """The algorithm class's display `label` (e.g. "MAML-TRPO"); the registered name if it has none
+    or is not registered in this process (a plugin's run plotted without the plugin)."""
+    try:
+        return getattr(ALGORITHMS.get(name), "label", None) or name
+    except ConfigError:
+        return name
 
 
 def find_runs(paths) -> list[Path]:
@@ -60,10 +67,6 @@ def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
 
     The defaults are what `bomrl train` would build for this env, algorithm and distance
     (`build_algo_config`, so e.g. the paper's per-env λ counts as default)."""
-    import dataclasses
-
-    from bomrl.workflow.config import TrainConfig, build_algo_config
-
     distance = (train_cfg.get("distance") or algo_cfg.get("distance")) if train_cfg["algo"] == "bomrl" else None
     try:
         defaults = dataclasses.asdict(build_algo_config(
@@ -79,9 +82,9 @@ def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
 def run_label(train_cfg: dict, algo_cfg: dict) -> str:
     if train_cfg["algo"] == "bomrl":
         dist = train_cfg.get("distance") or algo_cfg.get("distance", "kl")
-        label = f"BO-MRL {DIST_LABEL.get(dist, dist)}"
+        label = f"{algorithm_label('bomrl')} {distance_label(dist)}"
     else:
-        label = ALGO_LABEL.get(train_cfg["algo"], train_cfg["algo"])
+        label = algorithm_label(train_cfg["algo"])
     changed = _non_default(train_cfg, algo_cfg)
     return f"{label} ({', '.join(changed)})" if changed else label
 
@@ -101,8 +104,6 @@ def _decorate(ax, title: str, xlabel: str, ylabel: str) -> None:
 
 
 def _smooth(y, w: int):
-    import numpy as np
-
     if w <= 1 or len(y) < 2:
         return np.asarray(y)
     c = np.cumsum(np.insert(np.asarray(y, float), 0, 0.0))
@@ -115,13 +116,9 @@ def _smooth(y, w: int):
 
 def collect(runs: list[Path]):
     """{env: {label: [run info]}} with the metrics rows and meta-test results of every run."""
-    from bomrl.workflow.logging import read_metrics
-
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in runs:
         saved = json.loads((r / "config.json").read_text())
-        from bomrl.workflow.config import saved_algo_config
-
         train_cfg, algo_cfg = saved["train"], saved_algo_config(saved, saved["train"].get("algo", ""))
         mt_path = r / "meta_test.json"
         info = {"dir": r, "seed": train_cfg["seed"], "metrics": read_metrics(r / "metrics.csv"),
@@ -132,8 +129,6 @@ def collect(runs: list[Path]):
 
 def _mean_sem(rows):
     """Mean and standard error over the first axis (0 error for one row)."""
-    import numpy as np
-
     a = np.asarray(rows, float)
     sem = a.std(axis=0, ddof=1) / math.sqrt(a.shape[0]) if a.shape[0] > 1 else np.zeros(a.shape[1:])
     return a.mean(axis=0), sem
@@ -146,16 +141,8 @@ def run(config: PlotConfig) -> dict:
     first = Path(config.runs[0])
     out = Path(config.out) if config.out is not None else (
         (first.parent if (first / "config.json").is_file() else first) / "plots")
-    from bomrl.utils import ensure_out_dir
-
     out = ensure_out_dir(out)
     groups = collect(runs)
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
     envs = sorted(groups)
     labels = sorted({label for env in envs for label in groups[env]})
@@ -163,7 +150,8 @@ def run(config: PlotConfig) -> dict:
     written = {}
 
     # Fig. 2 style: return vs adaptation steps
-    fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(envs), 3.6))   # no pyplot: no global figure state, no GUI backend
+    axes = fig.subplots(1, len(envs), squeeze=False)
     table = ["| env | method | seeds | tasks | return after 0, 1, ... adaptations (± s.e.) |",
              "| --- | --- | --- | --- | --- |"]
     any_mt = False
@@ -190,10 +178,10 @@ def run(config: PlotConfig) -> dict:
         written["fig2"] = str(out / "fig2_adaptation.png")
         (out / "summary.md").write_text("\n".join(table) + "\n")
         written["summary"] = str(out / "summary.md")
-    plt.close(fig)
 
     # Fig. 5 style: meta-training curves
-    fig, axes = plt.subplots(1, len(envs), figsize=(4.5 * len(envs), 3.6), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(envs), 3.6))   # no pyplot: no global figure state, no GUI backend
+    axes = fig.subplots(1, len(envs), squeeze=False)
     any_curve = False
     for ax, env in zip(axes[0], envs):
         for label, infos in sorted(groups[env].items()):
@@ -212,7 +200,6 @@ def run(config: PlotConfig) -> dict:
         fig.tight_layout()
         fig.savefig(out / "fig5_training.png", dpi=120, bbox_inches="tight")
         written["fig5"] = str(out / "fig5_training.png")
-    plt.close(fig)
 
     if not written:
         raise ConfigError("nothing to plot: the runs have no metrics.csv rows and no meta_test.json")

@@ -1,0 +1,25 @@
+"""`bomrl meta-test` configuration (import-light: the CLI builds its parser from it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import tyro
+
+
+@dataclass(frozen=True)
+class MetaTestConfig:
+    """Meta-test a trained run: return after 0..k one-time adaptations on fresh tasks (JSON)."""
+
+    run_dir: tyro.conf.Positional[Annotated[Path, tyro.conf.arg(metavar="DIR")]]
+    """Run directory written by `bomrl train`."""
+    adapt_steps: int = 3
+    """Adaptation rounds k (the output has k + 1 returns)."""
+    tasks: int = 40
+    """Number of fresh test tasks."""
+    seed: Optional[int] = None
+    """Seed of the test tasks, resets and action noise (default: the run's seed)."""
+    out: Optional[Path] = None
+    """Output JSON file (default DIR/meta_test.json)."""
