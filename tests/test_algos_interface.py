@@ -68,8 +68,9 @@ _NAMES = ALGORITHMS.names() if hasattr(ALGORITHMS, "names") else list(ALGORITHMS
 
 
 # mgrl is not here either: it learns online on one task from its own persistent environments (the
-# sampler serves only its meta-test); its interface test is tests/test_mgrl.py.
-@pytest.mark.parametrize("name", sorted(n for n in _NAMES if n not in ("rl2", "mgrl")))
+# sampler serves only its meta-test); its interface test is tests/test_mgrl.py. maesn neither: its
+# policy is latent-conditioned (per-episode z) and its training tasks are a fixed set; tests/test_maesn.py.
+@pytest.mark.parametrize("name", sorted(n for n in _NAMES if n not in ("rl2", "mgrl", "maesn")))
 def test_step_and_adapt(name):
     algo = make(name)
     state = algo.init(jax.random.key(0))
