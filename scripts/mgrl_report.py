@@ -45,19 +45,26 @@ def summarise(runs, window: int):
             per_seed[s] = {"iterations": int(c["iteration"][-1]), "env_steps": int(c["env_steps"][-1]),
                            "final_return": float(np.nanmean(c["pre_return"][-window:])),
                            "best_return": float(np.nanmax(c["pre_return"])),
+                           "auc_return": float(np.nanmean(c["pre_return"])),
                            "gamma": float(c["meta/gamma"][-1]), "lambda": float(c["meta/lambda"][-1]),
                            "wall_s": float(c["wall_s"][-1])}
         finals = [v["final_return"] for v in per_seed.values()]
-        out.setdefault(env, {})[variant] = {"seeds": per_seed, "final_return_mean": float(np.mean(finals))}
+        aucs = [v["auc_return"] for v in per_seed.values()]
+        out.setdefault(env, {})[variant] = {
+            "seeds": per_seed, "final_return_mean": float(np.mean(finals)),
+            "final_return_sem": float(np.std(finals, ddof=1) / np.sqrt(len(finals))) if len(finals) > 1 else float("nan"),
+            "auc_return_mean": float(np.mean(aucs)),
+            "auc_return_sem": float(np.std(aucs, ddof=1) / np.sqrt(len(aucs))) if len(aucs) > 1 else float("nan")}
     return out
 
 
 def table(summary, window: int) -> str:
     lines = []
     for env, variants in summary.items():
-        lines += [f"**{env}** (final = mean episode return over the last {window} iterations)", "",
-                  "| variant | env steps | final return, per seed | mean | final γ | final λ | wall s / run |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"**{env}** (final = mean episode return over the last {window} iterations; whole run = "
+                  "mean over all iterations, the area under the learning curve; ± = s.e. over seeds)", "",
+                  "| variant | env steps | final return, per seed | final, mean | whole run, mean | final γ | final λ | wall s / run |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for v in [v for v in ORDER if v in variants]:
             d = variants[v]
             seeds = d["seeds"]
@@ -67,7 +74,8 @@ def table(summary, window: int) -> str:
             lam = ", ".join(f"{x['lambda']:.3f}" for x in seeds.values())
             wall = np.mean([x["wall_s"] for x in seeds.values()])
             lines.append(f"| {LABEL[v]} | {'/'.join(map(str, sorted(steps)))} | {rets} | "
-                         f"{d['final_return_mean']:.1f} | {gam} | {lam} | {wall:.0f} |")
+                         f"{d['final_return_mean']:.1f} ± {d['final_return_sem']:.1f} | "
+                         f"{d['auc_return_mean']:.1f} ± {d['auc_return_sem']:.1f} | {gam} | {lam} | {wall:.0f} |")
         lines.append("")
     return "\n".join(lines)
 

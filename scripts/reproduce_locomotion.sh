@@ -31,6 +31,7 @@ ADAPT_STEPS=${ADAPT_STEPS:-3}
 SAMPLER=${SAMPLER:-vector}
 OUT=${OUT:-results/locomotion}
 BOMRL=${BOMRL:-bomrl}             # e.g. BOMRL="python -m bomrl.cli"
+PY=${PY:-python}                  # the interpreter of the report script
 ANT_DEFAULT=${METHODS:-"bomrl:d1 maml-trpo promp"}      # issue 13's minimum on Ant, unless METHODS is given
 METHODS=${METHODS:-"bomrl:d1 bomrl:d2 bomrl:d3 maml-trpo promp emaml"}
 ANT_METHODS=${ANT_METHODS:-$ANT_DEFAULT}                 # the methods run on ant-*
@@ -67,5 +68,12 @@ for env in $ENVS; do
     done
   done
 done
+# Fig. 2 / Fig. 5 figures, the tables (Fig. 2 numbers, paired differences against the best BO-MRL
+# variant with 95 % intervals, wall times) and the verdict on the paper's three claims
 $BOMRL plot "$OUT" --out "$OUT/plots" --smooth 5
+$PY scripts/locomotion_claims.py "$OUT" --out "$OUT/plots/claims.md"
+if [ "$OUT" = results/locomotion ]; then
+  cp "$OUT/plots/fig2_adaptation.png" docs/img/locomotion-fig2.png
+  cp "$OUT/plots/fig5_training.png" docs/img/locomotion-fig5.png
+fi
 cat "$OUT/plots/summary.md"

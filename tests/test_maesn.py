@@ -335,4 +335,6 @@ def test_train_resume_bit_identical_and_meta_test(tmp_path):
     out = tmp_path / "mt.json"
     assert main(["meta-test", str(full), "--adapt-steps", "2", "--tasks", "2", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert res["algo"] == "maesn" and len(res["returns"]) == 3 and res["env_steps"] == 3 * 2 * 4 * 15
+    assert res["algo"] == "maesn" and len(res["returns"]) == 3
+    # 3 rounds x 2 tasks x 4 episodes x at most 15 steps (a nav2d episode ends early at the goal)
+    assert 3 * 2 * 4 <= res["env_steps"] <= 3 * 2 * 4 * 15

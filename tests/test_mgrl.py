@@ -242,6 +242,23 @@ def test_same_seed_same_numbers_and_eta_moves():
     assert fixed[-1]["meta/lambda"] == pytest.approx(0.9, rel=1e-12)
 
 
+@pytest.mark.parametrize("learn, fixed, value", [("discount", "lambda", 1.0), ("lambda", "discount", 1.0),
+                                                 ("none", "lambda", 1.0), ("none", "discount", 0.0)])
+def test_unlearned_meta_parameter_may_sit_at_0_or_1(learn, fixed, value):
+    """A meta-parameter that is not learned may be exactly 0 or 1 (logit ±inf, e.g. the fixed
+    reference λ = 1): every number stays finite, the fixed one stays exact, the learned one moves."""
+    name = {"discount": "initial_discount", "lambda": "initial_lambda"}[fixed]
+    _, state, rows = _run(MgrlConfig(**{**SMALL.__dict__, "learn": learn, name: value}), 2)
+    for r in rows:
+        assert all(math.isfinite(v) for v in r.values()), r
+        assert r["meta/lambda" if fixed == "lambda" else "meta/gamma"] == value
+    for leaf in jax.tree.leaves(state.params):
+        assert np.all(np.isfinite(leaf))
+    if learn != "none":
+        moved = "meta/gamma" if learn == "discount" else "meta/lambda"
+        assert rows[-1][moved] != pytest.approx(0.9, abs=1e-6)
+
+
 def test_train_resume_is_exact(tmp_path):
     from bomrl.workflow.config import TrainConfig
     from bomrl.workflow.train import train

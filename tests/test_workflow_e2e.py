@@ -117,6 +117,10 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     for name in ("fig2_adaptation.png", "fig5_training.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "BO-MRL d2" in (plots / "summary.md").read_text()
+    capsys.readouterr()
+    assert main(["plot", str(run), "--out", str(plots), "--reference", "Nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--reference='Nope'" in err and "BO-MRL d2" in err
 
     # a user distance from a --plugins module that re-implements d2 reproduces the rkl run exactly
     (tmp_path / "wf_plugin_rkl.py").write_text(

@@ -239,6 +239,7 @@ class Maesn(MetaAlgorithm):
     """MAESN with a TRPO meta-step; see the module docstring."""
 
     name = "maesn"
+    label = "MAESN"   # display name (plots, tables)
     Config = MaesnConfig
 
     @classmethod

@@ -339,6 +339,7 @@ class Mgrl(MetaAlgorithm):
     """Meta-gradient RL on one task; see the module docstring."""
 
     name = "mgrl"
+    label = "meta-gradient RL"   # display name (plots, tables)
     Config = MgrlConfig
 
     def __init__(self, config: MgrlConfig, policy):

@@ -4,7 +4,10 @@
   per env, one line per method (from RUN/meta_test.json).
 - DIR/fig5_training.png (Fig. 5 style): post-adaptation return vs meta-iteration, one panel per
   env (from RUN/metrics.csv).
-- DIR/summary.md: the Fig. 2 numbers as a markdown table.
+- DIR/summary.md: the Fig. 2 numbers as a markdown table; per env, the paired difference of every
+  method against a reference (`--reference`, default the best BO-MRL variant) on the same test
+  tasks with its 95 % t-interval over (seed, task) pairs (`bomrl.workflow.compare`); the training
+  wall time and env steps of every run. DIR/comparison.json: the same numbers.
 
 RUN is a run directory (with config.json) or a directory whose sub-directories are runs. Runs of
 the same env and method with different seeds are averaged; the band / error bar is the standard
@@ -27,6 +30,7 @@ from bomrl.algos import ALGORITHMS
 from bomrl.core import DISTANCES
 from bomrl.errors import ConfigError, check
 from bomrl.utils import ensure_out_dir
+from bomrl.workflow import compare
 from bomrl.workflow.config import TrainConfig, build_algo_config, saved_algo_config
 from bomrl.workflow.logging import read_metrics
 from bomrl.workflow.plot_config import PlotConfig
@@ -134,6 +138,43 @@ def _mean_sem(rows):
     return a.mean(axis=0), sem
 
 
+def _paired_tables(groups, envs, reference):
+    """Markdown lines and JSON of each env's paired differences against the reference method."""
+    lines, out = [], {}
+    labels = sorted({label for env in envs for label in groups[env]})
+    if reference is not None and reference not in labels:
+        raise ConfigError(f"--reference={reference!r} is invalid: allowed values are the method labels "
+                          f"{', '.join(labels)}")
+    for env in envs:
+        ref = reference if reference in groups[env] else compare.best_label(groups[env])
+        if ref is None:
+            continue
+        rows = compare.comparison_table(groups[env], ref)
+        if not rows:
+            continue
+        out[env] = {"reference": ref, "rows": rows}
+        lines += ["", f"**{env}**: method − {ref} on the same test tasks, after k adaptations: mean "
+                  f"[95 % t-interval over the (seed, task) pairs] (pairs)", "",
+                  "| method | k | difference | relative to the reference |", "| --- | --- | --- | --- |"]
+        for r in rows:
+            lines.append(f"| {r['label']} | {r['step']} | {r['mean']:+.1f} [{r['lo']:+.1f}, {r['hi']:+.1f}] "
+                         f"({r['n']}) | {100 * r['relative']:+.0f} % |")
+    return lines, out
+
+
+def _wall_table(groups, envs):
+    """Markdown lines: training wall time, iterations and env steps of every run (last metrics row)."""
+    lines = ["", "| env | method | seed | iterations | env steps | training wall s |", "| --- | --- | --- | --- | --- | --- |"]
+    for env in envs:
+        for label, infos in sorted(groups[env].items()):
+            for i in sorted(infos, key=lambda i: i["seed"]):
+                if i["metrics"]:
+                    last = i["metrics"][-1]
+                    lines.append(f"| {env} | {label} | {i['seed']} | {int(last['iteration'])} | "
+                                 f"{last.get('env_steps', math.nan):.3g} | {last.get('wall_s', math.nan):.0f} |")
+    return lines if len(lines) > 2 else []
+
+
 def run(config: PlotConfig) -> dict:
     check(len(config.runs) >= 1, "RUN", config.runs, "at least one run directory")
     check(config.smooth >= 1, "--smooth", config.smooth, "an integer >= 1")
@@ -176,7 +217,9 @@ def run(config: PlotConfig) -> dict:
         fig.tight_layout()
         fig.savefig(out / "fig2_adaptation.png", dpi=120, bbox_inches="tight")
         written["fig2"] = str(out / "fig2_adaptation.png")
-        (out / "summary.md").write_text("\n".join(table) + "\n")
+        paired, paired_json = _paired_tables(groups, envs, config.reference)
+        (out / "summary.md").write_text("\n".join(table + paired + _wall_table(groups, envs)) + "\n")
+        (out / "comparison.json").write_text(json.dumps(paired_json, indent=1) + "\n")
         written["summary"] = str(out / "summary.md")
 
     # Fig. 5 style: meta-training curves

@@ -19,3 +19,6 @@ class PlotConfig:
     """Output directory (default: PARENT/plots next to the first run)."""
     smooth: int = 1
     """Moving-average window (iterations) for the training curves."""
+    reference: Optional[str] = None
+    """Label of the method every other one is compared with, paired by test task (summary.md);
+    default: the BO-MRL variant with the highest mean return after one adaptation."""

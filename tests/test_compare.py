@@ -1,0 +1,94 @@
+"""Paired comparisons of meta-test results (bomrl.workflow.compare): the interval against scipy's
+paired t-test, pairing by (seed, test task), refusal of unpaired test sets, and the verdict rules
+of the paper's three claims on synthetic results with known answers."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bomrl.errors import ConfigError
+from bomrl.workflow import compare
+
+
+def test_paired_difference_matches_scipy_paired_t_test():
+    rng = np.random.default_rng(0)
+    b = rng.normal(size=37)
+    a = b + 0.3 + 0.5 * rng.normal(size=37)
+    d = compare.paired_difference(a, b)
+    ci = stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert d["n"] == 37
+    assert d["mean"] == pytest.approx(np.mean(a - b), rel=1e-12)
+    assert (d["lo"], d["hi"]) == pytest.approx((ci.low, ci.high), rel=1e-10)
+    assert d["relative"] == pytest.approx(np.mean(a - b) / abs(np.mean(b)), rel=1e-12)
+
+
+def test_paired_difference_of_a_constant_shift_has_no_spread():
+    b = np.linspace(-5, 5, 11)
+    d = compare.paired_difference(b + 2.0, b)
+    assert d["mean"] == pytest.approx(2.0) and d["sem"] == pytest.approx(0.0, abs=1e-12)
+    assert d["lo"] == pytest.approx(2.0) and d["hi"] == pytest.approx(2.0)
+    one = compare.paired_difference([1.0], [0.5])
+    assert one["mean"] == 0.5 and math.isnan(one["lo"])
+    with pytest.raises(ValueError):
+        compare.paired_difference([1.0, 2.0], [1.0])
+
+
+def _run(seed, task_returns, mt_seed=1000, env="halfcheetah-dir"):
+    tr = np.asarray(task_returns, float)
+    return {"seed": seed, "meta_test": {"seed": mt_seed, "tasks": tr.shape[1], "env": env,
+                                        "run_dir": f"run-s{seed}", "task_returns": tr.tolist()}}
+
+
+def test_pairs_are_by_seed_and_task_and_mismatched_test_sets_are_refused():
+    a = [_run(0, [[1, 2, 3]]), _run(1, [[4, 5, 6]]), _run(2, [[9, 9, 9]])]
+    b = [_run(1, [[0, 0, 1]]), _run(0, [[1, 1, 1]])]
+    x, y, seeds = compare.paired_returns(a, b, 0)
+    assert seeds == [0, 1]                                   # seed 2 has no partner
+    np.testing.assert_array_equal(x, [1, 2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(y, [1, 1, 1, 0, 0, 1])
+    assert compare.paired_returns(a, b, 1)[0].size == 0      # no second row: nothing to pair
+    with pytest.raises(ConfigError, match="different test tasks"):
+        compare.paired_returns([_run(0, [[1, 2]], mt_seed=5)], [_run(0, [[1, 2]])], 0)
+
+
+def _method(level_after, n=40, seeds=(0, 1), noise=1.0, seed=0):
+    """Runs of a method whose return after k adaptations is level_after[k] (+ noise per task)."""
+    rng = np.random.default_rng(seed)
+    runs = []
+    for s in seeds:
+        base = np.asarray(level_after, float)[:, None] + noise * rng.normal(size=(1, n))  # task effect
+        runs.append(_run(s, base + 0.1 * noise * rng.normal(size=(len(level_after), n))))
+    return runs
+
+
+def test_claims_reproduced_when_the_synthetic_results_say_so():
+    groups = {"halfcheetah-dir": {
+        "BO-MRL d1": _method([0, 125, 138, 139], seed=1),          # +25 % over the best baseline, +10 % step 2
+        "BO-MRL d2": _method([0, 110, 112, 113], seed=2),
+        "MAML-TRPO": _method([0, 100, 101, 101], seed=3),
+        "ProMP": _method([0, 90, 90, 91], seed=4),
+        "E-MAML": _method([0, 95, 96, 96], seed=5)}}
+    v = compare.locomotion_claims(groups)
+    assert v["beats"]["verdict"] == "reproduced"
+    assert v["beats"]["envs"][0]["best"] == "BO-MRL d1"
+    assert v["direction_gain"]["verdict"] == "reproduced"
+    g = v["direction_gain"]["envs"][0]
+    assert g["baseline"] == "MAML-TRPO" and g["relative"] == pytest.approx(0.25, abs=0.02)
+    assert v["second_step"]["verdict"] == "reproduced"
+
+
+def test_claims_not_reproduced_or_not_testable():
+    groups = {"halfcheetah-dir": {
+        "BO-MRL d1": _method([0, 100, 101, 101], seed=1),          # ties MAML-TRPO
+        "MAML-TRPO": _method([0, 100, 101, 101], seed=3),
+        "ProMP": _method([0, 90, 90, 91], seed=4),
+        "E-MAML": _method([0, 95, 96, 96], seed=5)},
+        "halfcheetah-vel": {"BO-MRL d1": _method([-80, -40, -39, -39], seed=6)}}   # no baselines
+    v = compare.locomotion_claims(groups)
+    assert v["beats"]["verdict"] == "not reproduced"
+    assert [e["env"] for e in v["beats"]["envs"]] == ["halfcheetah-dir"]
+    assert v["direction_gain"]["verdict"] == "not reproduced"
+    assert v["second_step"]["verdict"] == "not reproduced"
+    assert compare.locomotion_claims({})["beats"]["verdict"] == "not testable here"
