@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bomrl.workflow.compare import paired_difference
+
 ORDER = ["mgrl", "mgrl-inner", "fixed-init", "fixed-ref"]
 LABEL = {"mgrl": "meta-gradient (reference critic)", "mgrl-inner": "meta-gradient (inner critic)",
          "fixed-init": "fixed (γ, λ) = (0.9, 0.9)", "fixed-ref": "fixed (γ, λ) = (0.99, 1)"}
@@ -76,6 +78,23 @@ def table(summary, window: int) -> str:
             lines.append(f"| {LABEL[v]} | {'/'.join(map(str, sorted(steps)))} | {rets} | "
                          f"{d['final_return_mean']:.1f} ± {d['final_return_sem']:.1f} | "
                          f"{d['auc_return_mean']:.1f} ± {d['auc_return_sem']:.1f} | {gam} | {lam} | {wall:.0f} |")
+        lines += ["", f"Paired by seed (the same seed: the same initial networks and environment seeds), "
+                  "variant − baseline, whole-run mean return: mean [95 % t-interval over seeds] (seeds)", "",
+                  "| variant | − fixed (0.9, 0.9) | − fixed (0.99, 1) |", "| --- | --- | --- |"]
+        for v in [v for v in ORDER if v in variants and v.startswith("mgrl")]:
+            cells = []
+            for base in ("fixed-init", "fixed-ref"):
+                if base not in variants:
+                    cells.append("–")
+                    continue
+                common = sorted(set(variants[v]["seeds"]) & set(variants[base]["seeds"]))
+                if len(common) < 2:
+                    cells.append("–")
+                    continue
+                d = paired_difference([variants[v]["seeds"][s]["auc_return"] for s in common],
+                                      [variants[base]["seeds"][s]["auc_return"] for s in common])
+                cells.append(f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}] ({d['n']})")
+            lines.append(f"| {LABEL[v]} | {cells[0]} | {cells[1]} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -99,13 +118,15 @@ def plot(runs, env: str, path: Path) -> None:
         mean = np.nanmean([c["pre_return"][:n] for c in seeds.values()], axis=0)
         ax.plot(x, mean, color=colors[v], lw=1.8, label=f"{LABEL[v]} ({len(seeds)} seeds)")
         if v.startswith("mgrl"):
-            for s, c in seeds.items():
-                ax2.plot(c["env_steps"], c["meta/gamma"], color=colors[v], lw=1.2, label=f"γ {v} s{s}" if s == min(seeds) else None)
-                ax2.plot(c["env_steps"], c["meta/lambda"], color=colors[v], lw=1.2, ls="--",
-                         label=f"λ {v} s{s}" if s == min(seeds) else None)
+            for key, name, ls in (("meta/gamma", "γ", "-"), ("meta/lambda", "λ", "--")):
+                for c in seeds.values():
+                    ax2.plot(c["env_steps"], c[key], color=colors[v], lw=0.6, ls=ls, alpha=0.35)
+                ax2.plot(x, np.nanmean([c[key][:n] for c in seeds.values()], axis=0), color=colors[v], lw=1.8,
+                         ls=ls, label=f"{name}, {LABEL[v]} (mean of {len(seeds)})")
     ax.set(xlabel="environment steps", ylabel="mean episode return", title=env)
     ax.legend(fontsize=7)
-    ax2.set(xlabel="environment steps", ylabel="value after each iteration", title="learned γ (solid), λ (dashed)")
+    ax2.set(xlabel="environment steps", ylabel="value after each iteration",
+            title="learned γ (solid), λ (dashed); thin: per seed")
     ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)

@@ -2,17 +2,17 @@
 # Meta-gradient RL (issue 17): learning curves of mgrl (γ, λ learned online) against the same learner
 # with (γ, λ) fixed at the initial values (0.9, 0.9) and at the reference values (0.99, 1), and with
 # the inner critic in the meta-objective (the known trap), on CartPole-v1 and on halfcheetah-vel with
-# a fixed target velocity; same budget, two seeds. Runs go to $RUNS (checkpoints, TensorBoard: not
+# a fixed target velocity; same budget, five seeds. Runs go to $RUNS (checkpoints, TensorBoard: not
 # committed); the small files (config.json, metrics.csv per run, summary.json/.md) to results/mgrl/
 # and the figures to docs/img/mgrl-*.png (scripts/mgrl_report.py). Restartable: a finished run is
 # skipped, an interrupted one resumed.
 #
-#   scripts/reproduce_mgrl.sh                         # everything below (about 45 min on 2 busy cores)
+#   scripts/reproduce_mgrl.sh                         # everything below (40 runs of 1-4 min on 2 busy cores)
 #   ENVS=CartPole-v1 SEEDS=0 scripts/reproduce_mgrl.sh
 #   REPORT_ONLY=1 scripts/reproduce_mgrl.sh           # tables and figures from results/mgrl/
 set -euo pipefail
 
-SEEDS=${SEEDS:-"0 1"}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
 ENVS=${ENVS:-"CartPole-v1 halfcheetah-vel"}
 VARIANTS=${VARIANTS:-"mgrl fixed-init fixed-ref mgrl-inner"}
 N_CARTPOLE=${N_CARTPOLE:-40}      # iterations × 16 envs × 20 steps × 25 updates = 320k steps
