@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from bomrl.workflow.compare import LEVEL, locomotion_claims
+from bomrl.workflow.compare import CLAIMED_GAIN, CLAIMED_SECOND, LEVEL, NEGLIGIBLE, locomotion_claims
 from bomrl.workflow.plot import collect, find_runs
 
 
@@ -33,13 +33,15 @@ def report(verdicts: dict) -> str:
     lines.append(f"2. **≈ +25 % on the direction tasks** — {v['verdict']}.")
     for e in v["envs"]:
         lines.append(f"   - {e['env']}: {e['best']} − {e['baseline']} (the best baseline) after one adaptation "
-                     f"{_ci(e)} → {'holds' if e['holds'] else 'fails'} (rule: interval above 0 and +12.5 % to +50 %)")
+                     f"{_ci(e)} → {'holds' if e['holds'] else 'fails'} (rule: interval above 0 and "
+                     f"+{50 * CLAIMED_GAIN:g} % to +{200 * CLAIMED_GAIN:g} %)")
     v = verdicts["second_step"]
     lines.append(f"3. **The second adaptation adds ≈ 10 % for BO-MRL, ≈ 0 % for the baselines** — {v['verdict']}.")
     for e in v["envs"]:
         bases = "; ".join(f"{b} {_ci(g)}" for b, g in e["baselines"].items())
         lines.append(f"   - {e['env']}: {e['best']} {_ci(e['bomrl'])}; {bases} → {'holds' if e['holds'] else 'fails'} "
-                     "(rule: BO-MRL's interval above 0 and ≥ +5 %, every baseline < +5 %)")
+                     f"(rule: BO-MRL's interval above 0 and ≥ +{50 * CLAIMED_SECOND:g} %, every baseline "
+                     f"< +{100 * NEGLIGIBLE:g} %)")
     return "\n".join(lines) + "\n"
 
 

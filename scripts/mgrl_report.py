@@ -50,13 +50,11 @@ def summarise(runs, window: int):
                            "auc_return": float(np.nanmean(c["pre_return"])),
                            "gamma": float(c["meta/gamma"][-1]), "lambda": float(c["meta/lambda"][-1]),
                            "wall_s": float(c["wall_s"][-1])}
-        finals = [v["final_return"] for v in per_seed.values()]
-        aucs = [v["auc_return"] for v in per_seed.values()]
-        out.setdefault(env, {})[variant] = {
-            "seeds": per_seed, "final_return_mean": float(np.mean(finals)),
-            "final_return_sem": float(np.std(finals, ddof=1) / np.sqrt(len(finals))) if len(finals) > 1 else float("nan"),
-            "auc_return_mean": float(np.mean(aucs)),
-            "auc_return_sem": float(np.std(aucs, ddof=1) / np.sqrt(len(aucs))) if len(aucs) > 1 else float("nan")}
+        entry = out.setdefault(env, {})[variant] = {"seeds": per_seed}
+        for key in ("final_return", "auc_return"):
+            x = [v[key] for v in per_seed.values()]
+            entry[f"{key}_mean"] = float(np.mean(x))
+            entry[f"{key}_sem"] = float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
     return out
 
 

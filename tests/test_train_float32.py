@@ -38,17 +38,20 @@ def cpu_signature() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return "unknown"
-    vendor = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("vendor_id")), "?")
-    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
+    fields = {}
+    for ln in info.splitlines():            # the first processor's fields
+        key, _, value = ln.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    vendor, flags = fields.get("vendor_id", "?"), fields.get("flags", "").split()
     return vendor + ":" + ",".join(sorted(f for f in ISA_FLAGS if f in flags))
 
 
 def recording() -> dict:
     """This CPU kind's recording if there is one, else the default recording."""
     if DATA_BY_CPU.exists():
-        by_cpu = json.loads(DATA_BY_CPU.read_text())
-        if cpu_signature() in by_cpu:
-            return by_cpu[cpu_signature()]
+        by_cpu, signature = json.loads(DATA_BY_CPU.read_text()), cpu_signature()
+        if signature in by_cpu:
+            return by_cpu[signature]
     return json.loads(DATA.read_text())
 TINY = ["--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers", "1",
         "--iterations", "2", "--seed", "5", "--no-progress", "--no-tensorboard"]

@@ -14,6 +14,7 @@ Inputs here are the plain dicts of `bomrl.workflow.plot.collect`: per run {"seed
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -73,11 +74,16 @@ def paired_returns(infos_a, infos_b, step: int):
     return np.concatenate(xs), np.concatenate(ys), seeds
 
 
+def _task_returns(infos, step: int) -> list:
+    """Each seed's meta-test `task_returns` [adaptations + 1, T] that reaches `step` adaptations."""
+    rows = [np.asarray(m["task_returns"], np.float64) for m in _by_seed(infos).values()]
+    return [r for r in rows if len(r) > step]
+
+
 def step_gain(infos, step: int, level: float = LEVEL):
     """What adaptation `step` adds for one method: paired difference of the returns after `step`
     and after `step − 1` adaptations over its (seed, task) pairs; None if not measured."""
-    rows = [(np.asarray(m["task_returns"], np.float64)) for m in _by_seed(infos).values()]
-    rows = [r for r in rows if len(r) > step]
+    rows = _task_returns(infos, step)
     if not rows:
         return None
     after = np.concatenate([r[step] for r in rows])
@@ -87,16 +93,15 @@ def step_gain(infos, step: int, level: float = LEVEL):
 
 def mean_after(infos, step: int) -> float:
     """Mean return after `step` adaptations over all (seed, task) pairs of a method (nan if none)."""
-    rows = [np.asarray(m["task_returns"], np.float64) for m in _by_seed(infos).values()]
-    rows = [r[step] for r in rows if len(r) > step]
-    return float(np.concatenate(rows).mean()) if rows else math.nan
+    rows = _task_returns(infos, step)
+    return float(np.concatenate([r[step] for r in rows]).mean()) if rows else math.nan
 
 
 def best_label(labels_infos: dict, prefix: str = "BO-MRL", step: int = 1):
     """The label starting with `prefix` whose mean return after `step` adaptations is highest
     (None if there is none with a meta-test)."""
-    scored = [(mean_after(infos, step), label) for label, infos in labels_infos.items()
-              if label.startswith(prefix) and not math.isnan(mean_after(infos, step))]
+    scored = [(mean_after(infos, step), label) for label, infos in labels_infos.items() if label.startswith(prefix)]
+    scored = [(m, label) for m, label in scored if not math.isnan(m)]
     return max(scored)[1] if scored else None
 
 
@@ -108,7 +113,7 @@ def comparison_table(labels_infos: dict, reference: str, level: float = LEVEL) -
     for label, infos in sorted(labels_infos.items()):
         if label == reference:
             continue
-        for step in range(8):
+        for step in itertools.count():
             a, b, seeds = paired_returns(infos, ref, step)
             if a.size == 0:
                 break

@@ -138,10 +138,10 @@ def _mean_sem(rows):
     return a.mean(axis=0), sem
 
 
-def _paired_tables(groups, envs, reference):
-    """Markdown lines and JSON of each env's paired differences against the reference method."""
+def _paired_tables(groups, envs, labels, reference):
+    """Markdown lines and JSON of each env's paired differences against the reference method
+    (`labels`: every method label of the runs)."""
     lines, out = [], {}
-    labels = sorted({label for env in envs for label in groups[env]})
     if reference is not None and reference not in labels:
         raise ConfigError(f"--reference={reference!r} is invalid: allowed values are the method labels "
                           f"{', '.join(labels)}")
@@ -217,7 +217,7 @@ def run(config: PlotConfig) -> dict:
         fig.tight_layout()
         fig.savefig(out / "fig2_adaptation.png", dpi=120, bbox_inches="tight")
         written["fig2"] = str(out / "fig2_adaptation.png")
-        paired, paired_json = _paired_tables(groups, envs, config.reference)
+        paired, paired_json = _paired_tables(groups, envs, labels, config.reference)
         (out / "summary.md").write_text("\n".join(table + paired + _wall_table(groups, envs)) + "\n")
         (out / "comparison.json").write_text(json.dumps(paired_json, indent=1) + "\n")
         written["summary"] = str(out / "summary.md")
