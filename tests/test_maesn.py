@@ -338,3 +338,11 @@ def test_train_resume_bit_identical_and_meta_test(tmp_path):
     assert res["algo"] == "maesn" and len(res["returns"]) == 3
     # 3 rounds x 2 tasks x 4 episodes x at most 15 steps (a nav2d episode ends early at the goal)
     assert 3 * 2 * 4 <= res["env_steps"] <= 3 * 2 * 4 * 15
+    # the same run tested on the sparse reward (--env, as MAESN is evaluated): the same test tasks
+    # and, before any adaptation, the same trajectories, so per task max(-d, -0.2) >= -d per step
+    assert main(["meta-test", str(full), "--adapt-steps", "2", "--tasks", "2", "--env", "nav2d-sparse"]) == 0
+    sparse = json.loads((full / "meta_test-nav2d-sparse.json").read_text())
+    assert sparse["env"] == "nav2d-sparse" and sparse["trained_env"] == "nav2d" and res["trained_env"] == "nav2d"
+    dense0, sparse0 = np.asarray(res["task_returns"][0]), np.asarray(sparse["task_returns"][0])
+    assert np.all(sparse0 >= dense0) and np.any(sparse0 > dense0) and np.all(sparse0 >= -0.2 * 15)
+    assert not (full / "meta_test.json").exists()      # the run's own meta-test file is not overwritten

@@ -109,6 +109,14 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     np.testing.assert_allclose(res["returns"], per_task.mean(1))
     np.testing.assert_allclose(res["stderr"], per_task.std(1, ddof=1) / np.sqrt(3))
     assert res["env_steps"] == 3 * 3 * 2 * 10
+    # --env: halfcheetah-dir has halfcheetah-vel's spaces (allowed); nav2d's differ: one-line error
+    assert main(["meta-test", str(run), "--adapt-steps", "0", "--tasks", "2", "--env", "halfcheetah-dir"]) == 0
+    assert json.loads((run / "meta_test-halfcheetah-dir.json").read_text())["env"] == "halfcheetah-dir"
+    capsys.readouterr()
+    assert main(["meta-test", str(run), "--env", "nav2d"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--env='nav2d'" in err and "17-dim observations" in err
+    (run / "meta_test-halfcheetah-dir.json").unlink()
 
     # plot both figure styles
     (run / "meta_test.json").write_text(out.read_text())

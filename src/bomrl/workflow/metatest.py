@@ -8,12 +8,17 @@ corrupt), draws `--tasks` test tasks from a seed stream the training never uses,
 adapts once on them; nothing is re-used across rounds. Each task's return is the mean over the
 run's episodes per task; `stderr` is the standard error of the mean over tasks.
 
-Output JSON: {"env", "algo", "distance", "tasks", "returns": [r0..rk], "stderr": [...],
+`--env NAME` tests on another registered family with the same observation and action spaces (a run
+trained on nav2d's dense reward, tested on nav2d-sparse, as MAESN is evaluated); the test tasks come
+from that family's own task distribution with the same seed stream.
+
+Output JSON: {"env", "trained_env", "algo", "distance", "tasks", "returns": [r0..rk], "stderr": [...],
 "task_returns": [[...] per step], "iteration", "episodes", "horizon", "env_steps", "seed"}.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -21,7 +26,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bomrl.errors import check
+from bomrl.envs.families import family_names, get_family
+from bomrl.errors import ConfigError, check, check_choice
 from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
 from bomrl.utils import atomic_write_json
 from bomrl.workflow.checkpoint import load_latest, restore_tree
@@ -40,7 +46,11 @@ def run(config: MetaTestConfig) -> dict:
     if config.seed is not None:
         check_seed("--seed", config.seed)
     cfg, algo_cfg = load_run(config.run_dir)           # one-line error if DIR is not a run
-    out = Path(config.out) if config.out is not None else Path(config.run_dir) / "meta_test.json"
+    trained_env = cfg.env
+    if config.env is not None and config.env != cfg.env:
+        cfg = dataclasses.replace(cfg, env=_test_family(config.env, cfg.env))
+    default_name = "meta_test.json" if cfg.env == trained_env else f"meta_test-{cfg.env}.json"
+    out = Path(config.out) if config.out is not None else Path(config.run_dir) / default_name
     check(out.parent.is_dir(), "--out", str(out), "a file in an existing directory")
 
     ckpt = load_latest(config.run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
@@ -58,7 +68,7 @@ def run(config: MetaTestConfig) -> dict:
     sem = (per_task.std(axis=1, ddof=1) / math.sqrt(per_task.shape[1]) if per_task.shape[1] > 1
            else np.zeros(per_task.shape[0]))
     result = {
-        "env": cfg.env, "algo": cfg.algo, "distance": (cfg.distance or algo_cfg.distance) if cfg.algo == "bomrl" else None,
+        "env": cfg.env, "trained_env": trained_env, "algo": cfg.algo, "distance": (cfg.distance or algo_cfg.distance) if cfg.algo == "bomrl" else None,
         "tasks": config.tasks, "returns": [float(r) for r in per_task.mean(axis=1)],
         "stderr": [float(s) for s in sem], "task_returns": per_task.tolist(),
         "adapt_steps": config.adapt_steps, "iteration": ckpt.iteration, "episodes": cfg.episodes,
@@ -70,3 +80,20 @@ def run(config: MetaTestConfig) -> dict:
     print(f"meta-test: {cfg.algo} on {cfg.env} (iteration {ckpt.iteration}, {config.tasks} tasks), "
           f"return after 0..{config.adapt_steps} adaptations: {steps} -> {out}", file=sys.stderr)
     return result
+
+
+def _test_family(name: str, trained: str) -> str:
+    """name, if it is a registered family whose spaces equal the trained family's; else ConfigError."""
+    check_choice("--env", name, family_names())
+    got, want = get_family(name).spaces(), get_family(trained).spaces()
+    same = got[0] == want[0] and got[1] == want[1] and got[4] == want[4] and all(
+        (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
+        for a, b in zip(got[2:4], want[2:4]))
+    if not same:
+        def show(sp):
+            kind = f"{sp[1]} discrete actions" if sp[4] else f"{sp[1]}-dim actions in [{sp[2].min():g}, {sp[3].max():g}]"
+            return f"{sp[0]}-dim observations, {kind}"
+        raise ConfigError(f"--env={name!r} is not allowed for this run: its spaces ({show(got)}) differ from "
+                          f"those of {trained!r} the run was trained on ({show(want)}); a family with the same "
+                          "spaces is allowed")
+    return name

@@ -21,5 +21,8 @@ class MetaTestConfig:
     """Number of fresh test tasks."""
     seed: Optional[int] = None
     """Seed of the test tasks, resets and action noise (default: the run's seed)."""
+    env: Optional[str] = None
+    """Test on another registered task family with the run's observation and action spaces (e.g.
+    a run trained on nav2d, tested on nav2d-sparse); default: the family the run was trained on."""
     out: Optional[Path] = None
-    """Output JSON file (default DIR/meta_test.json)."""
+    """Output JSON file (default DIR/meta_test.json, or DIR/meta_test-ENV.json with --env)."""
