@@ -8,8 +8,8 @@
 #
 #   scripts/reproduce_locomotion.sh                      # defaults below (see docs/REPRODUCTION.md)
 #   N=100 SEEDS=0 ENVS=halfcheetah-vel METHODS="bomrl:d1 maml-trpo" scripts/reproduce_locomotion.sh
-#   HORIZON=200 SEEDS=0 ENVS=halfcheetah-dir METHODS="bomrl:d1 maml-trpo" OUT=results/locomotion-h200 \
-#       scripts/reproduce_locomotion.sh                  # the horizon check of issue 13
+#   HORIZON=200 SEEDS=0 ENVS=halfcheetah-dir METHODS="bomrl:d3 maml-trpo" OUT=results/locomotion-h200 \
+#       scripts/reproduce_locomotion.sh                  # the horizon check of issue 13 (d3: best BO-MRL on -dir)
 #   PLOT_ONLY=1 scripts/reproduce_locomotion.sh          # tables and figures from the committed files
 #
 # BO-MRL variants: bomrl:d1 | bomrl:d2 | bomrl:d3 (the distance of eq. (1)); d1 and d2 use the
