@@ -11,10 +11,10 @@ float32 results depend on the CPU: XLA's CPU code differs with the instruction s
 FMA, ...), and on these tiny batches two iterations amplify last-digit differences to ~1-40 % in
 ill-conditioned diagnostics (CG residuals, inner gradient ratios; measured 2026-12-02 between the
 machine of the recording and an AMD EPYC with AVX-512; on 2026-12-03 an Intel Xeon with the same
-AVX-512 flags gave the AMD recording's numbers except BO-MRL d3's, within 3 %). So a CPU kind may have its own recording in
-tests/data/train_float32_by_cpu.json, keyed by `cpu_signature()`, written on such a machine with
-`--write-cpu` from the SAME code as the default recording; a CPU without one is held to the
-default recording (tests/data/train_float32.json).
+AVX-512 flags gave the AMD recording's numbers except BO-MRL d3's, within 3 %). So a CPU kind may
+have its own recording in tests/data/train_float32_by_cpu.json, keyed by `cpu_signature()`,
+written on such a machine with `--write-cpu` from the SAME code as the default recording; a CPU
+without one is held to the default recording (tests/data/train_float32.json).
 """
 
 import csv
