@@ -53,6 +53,15 @@ for env in $ENVS; do
         if [ "$dist" = d3 ]; then extra+=(--lam 5); fi
       else name="$env-$algo-s$seed"; extra=(); fi
       dir="$OUT/$name"
+      # a run already meta-tested at N iterations with these settings is finished: skip it (its
+      # committed metrics and meta-test stand even if its final checkpoint is not kept)
+      if [ -f "$dir/meta_test.json" ] && $PY -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+done = m["iteration"] >= int(sys.argv[2]) and m["adapt_steps"] == int(sys.argv[3])
+sys.exit(0 if done and len(m["task_returns"][0]) == int(sys.argv[4]) and m["seed"] == 1000 else 1)' \
+          "$dir/meta_test.json" "$N" "$ADAPT_STEPS" "$TEST_TASKS"; then
+        echo "$name: trained to $N iterations and meta-tested; skipped"; continue
+      fi
       start=$(date +%s)
       if [ -f "$dir/config.json" ]; then
         $BOMRL train --resume "$dir" --iterations "$N" --no-progress
