@@ -124,7 +124,17 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     assert main(["plot", str(run), "--out", str(plots)]) == 0
     for name in ("fig2_adaptation.png", "fig5_training.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "BO-MRL d2" in (plots / "summary.md").read_text()
+    summary = (plots / "summary.md").read_text()
+    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 | 3 | 3 |" in summary
+    assert "Left out" not in summary
+    # a meta-test of an earlier iteration than the training is stale: named, and kept out of the table
+    mt = json.loads(out.read_text())
+    (run / "meta_test.json").write_text(json.dumps({**mt, "iteration": 2}))
+    assert main(["plot", str(run), "--out", str(plots)]) == 0
+    summary = (plots / "summary.md").read_text()
+    assert "- run: meta-tested at iteration 2, trained to 3" in summary
+    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 |" not in summary
+    (run / "meta_test.json").write_text(out.read_text())
     capsys.readouterr()
     assert main(["plot", str(run), "--out", str(plots), "--reference", "Nope"]) == 2
     err = capsys.readouterr().err.strip()

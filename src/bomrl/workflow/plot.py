@@ -119,14 +119,24 @@ def _smooth(y, w: int):
 
 
 def collect(runs: list[Path]):
-    """{env: {label: [run info]}} with the metrics rows and meta-test results of every run."""
+    """{env: {label: [run info]}} with the metrics rows and meta-test results of every run.
+
+    A meta-test of an earlier iteration than the run's last metrics row (a run resumed to more
+    iterations and not yet meta-tested again) is stale: it is kept as info["stale_meta_test"] and
+    left out of the tables and figures (info["meta_test"] is None), so one row never mixes
+    meta-iterations of a run's past and present."""
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in runs:
         saved = json.loads((r / "config.json").read_text())
         train_cfg, algo_cfg = saved["train"], saved_algo_config(saved, saved["train"].get("algo", ""))
         mt_path = r / "meta_test.json"
-        info = {"dir": r, "seed": train_cfg["seed"], "metrics": read_metrics(r / "metrics.csv"),
-                "meta_test": json.loads(mt_path.read_text()) if mt_path.is_file() else None}
+        metrics = read_metrics(r / "metrics.csv")
+        mt = json.loads(mt_path.read_text()) if mt_path.is_file() else None
+        stale = None
+        if mt is not None and metrics and int(mt.get("iteration", 0)) < int(metrics[-1]["iteration"]):
+            stale, mt = mt, None
+        info = {"dir": r, "seed": train_cfg["seed"], "metrics": metrics, "meta_test": mt,
+                "stale_meta_test": stale}
         groups[train_cfg["env"]][run_label(train_cfg, algo_cfg)].append(info)
     return groups
 
@@ -193,8 +203,8 @@ def run(config: PlotConfig) -> dict:
     # Fig. 2 style: return vs adaptation steps
     fig = Figure(figsize=(4.5 * len(envs), 3.6))   # no pyplot: no global figure state, no GUI backend
     axes = fig.subplots(1, len(envs), squeeze=False)
-    table = ["| env | method | seeds | tasks | return after 0, 1, ... adaptations (± s.e.) |",
-             "| --- | --- | --- | --- | --- |"]
+    table = ["| env | method | seeds | tasks | meta-tested at iteration | return after 0, 1, ... adaptations (± s.e.) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     any_mt = False
     for ax, env in zip(axes[0], envs):
         for label, infos in sorted(groups[env].items()):
@@ -211,15 +221,24 @@ def run(config: PlotConfig) -> dict:
                         color=colors[label])
             ax.set_xticks(np.arange(k))
             cells = ", ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, sem))
-            table.append(f"| {env} | {label} | {len(mts)} | {mts[0]['tasks']} | {cells} |")
+            its = ", ".join(str(i) for i in sorted({int(m["iteration"]) for m in mts}))
+            table.append(f"| {env} | {label} | {len(mts)} | {mts[0]['tasks']} | {its} | {cells} |")
         _decorate(ax, env, "adaptation steps", "average return")
     if any_mt:
         fig.tight_layout()
         fig.savefig(out / "fig2_adaptation.png", dpi=120, bbox_inches="tight")
         written["fig2"] = str(out / "fig2_adaptation.png")
         paired, paired_json = _paired_tables(groups, envs, labels, config.reference)
-        (out / "summary.md").write_text("\n".join(table + paired + _wall_table(groups, envs)) + "\n")
         (out / "comparison.json").write_text(json.dumps(paired_json, indent=1) + "\n")
+    else:
+        paired, table = [], []
+    stale = [f"- {i['dir'].name}: meta-tested at iteration {int(i['stale_meta_test']['iteration'])}, trained "
+             f"to {int(i['metrics'][-1]['iteration'])}" for env in envs for infos in groups[env].values()
+             for i in infos if i["stale_meta_test"] is not None]
+    if stale:
+        stale = ["", "Left out (meta-test older than the run's training; meta-test it again):", *stale]
+    if any_mt or stale:
+        (out / "summary.md").write_text("\n".join(table + stale + paired + _wall_table(groups, envs)) + "\n")
         written["summary"] = str(out / "summary.md")
 
     # Fig. 5 style: meta-training curves
