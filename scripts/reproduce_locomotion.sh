@@ -27,6 +27,7 @@ HORIZON=${HORIZON:-100}
 SEEDS=${SEEDS:-"0 1"}
 ENVS=${ENVS:-"halfcheetah-vel halfcheetah-dir ant-dir"}
 TEST_TASKS=${TEST_TASKS:-40}
+TEST_SEED=1000                    # seed of the meta-test tasks (the same test tasks for every run)
 ADAPT_STEPS=${ADAPT_STEPS:-3}
 SAMPLER=${SAMPLER:-vector}
 OUT=${OUT:-results/locomotion}
@@ -58,8 +59,8 @@ for env in $ENVS; do
       if [ -f "$dir/meta_test.json" ] && $PY -c 'import json, sys
 m = json.load(open(sys.argv[1]))
 done = m["iteration"] >= int(sys.argv[2]) and m["adapt_steps"] == int(sys.argv[3])
-sys.exit(0 if done and len(m["task_returns"][0]) == int(sys.argv[4]) and m["seed"] == 1000 else 1)' \
-          "$dir/meta_test.json" "$N" "$ADAPT_STEPS" "$TEST_TASKS"; then
+sys.exit(0 if done and len(m["task_returns"][0]) == int(sys.argv[4]) and m["seed"] == int(sys.argv[5]) else 1)' \
+          "$dir/meta_test.json" "$N" "$ADAPT_STEPS" "$TEST_TASKS" "$TEST_SEED"; then
         echo "$name: trained to $N iterations and meta-tested; skipped"; continue
       fi
       start=$(date +%s)
@@ -72,7 +73,7 @@ sys.exit(0 if done and len(m["task_returns"][0]) == int(sys.argv[4]) and m["seed
       fi
       printf "%s\ttrain\t%s\n" "$name" $(( $(date +%s) - start )) >> "$log"
       start=$(date +%s)
-      $BOMRL meta-test "$dir" --adapt-steps "$ADAPT_STEPS" --tasks "$TEST_TASKS" --seed 1000
+      $BOMRL meta-test "$dir" --adapt-steps "$ADAPT_STEPS" --tasks "$TEST_TASKS" --seed "$TEST_SEED"
       printf "%s\tmeta-test\t%s\n" "$name" $(( $(date +%s) - start )) >> "$log"
     done
   done
