@@ -92,3 +92,16 @@ def test_claims_not_reproduced_or_not_testable():
     assert v["direction_gain"]["verdict"] == "not reproduced"
     assert v["second_step"]["verdict"] == "not reproduced"
     assert compare.locomotion_claims({})["beats"]["verdict"] == "not testable here"
+
+
+def test_an_env_in_progress_enters_no_claim():
+    done = {"BO-MRL d1": _method([0, 125, 138, 139], seed=1), "MAML-TRPO": _method([0, 100, 101, 101], seed=3),
+            "ProMP": _method([0, 90, 90, 91], seed=4), "E-MAML": _method([0, 95, 96, 96], seed=5)}
+    training = {**done, "E-MAML": done["E-MAML"] + [{"seed": 2, "meta_test": None}]}
+    one_seed = {**done, "BO-MRL d1": done["BO-MRL d1"][:1]}
+    v = compare.locomotion_claims({"halfcheetah-dir": done})
+    assert v["second_step"]["verdict"] == "reproduced" and v["in_progress"] == []
+    for groups, reason in ((training, "E-MAML seed 2 not meta-tested"), (one_seed, "seeds differ")):
+        v = compare.locomotion_claims({"halfcheetah-dir": groups})
+        assert all(v[c]["verdict"] == "not testable here" for c in ("beats", "direction_gain", "second_step"))
+        assert v["in_progress"][0]["env"] == "halfcheetah-dir" and reason in " ".join(v["in_progress"][0]["why"])

@@ -144,9 +144,16 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
     3. second step: BO-MRL's best variant gains from its second adaptation (interval above 0, and
        at least half the claim, 5 %), while every baseline's second step adds less than 5 %
        (relative to its return after one).
+    An env still in progress (`in_progress`) enters no claim: it is listed under
+    "in_progress" with why, so a report made half-way never reads as a verdict.
     A claim with no env where it can be measured is "not testable here"."""
     out = {"beats": [], "direction_gain": [], "second_step": []}
+    waiting = []
     for env, labels_infos in sorted(groups.items()):
+        why = in_progress(labels_infos)
+        if why:
+            waiting.append({"env": env, "why": why})
+            continue
         best = best_label(labels_infos)
         bases = [b for b in BASELINES if b in labels_infos and not math.isnan(mean_after(labels_infos[b], 1))]
         if best is None or not bases:
@@ -178,4 +185,21 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
             return "not testable here"
         return "reproduced" if all(i["holds"] for i in items) else "not reproduced"
 
-    return {name: {"verdict": verdict(items), "envs": items} for name, items in out.items()}
+    verdicts = {name: {"verdict": verdict(items), "envs": items} for name, items in out.items()}
+    return {**verdicts, "in_progress": waiting}
+
+
+def in_progress(labels_infos: dict) -> list[str]:
+    """Why an env's results are not yet final ([] if they are): a run without a current meta-test
+    (training, or meta-tested before its last iterations), or methods measured on different seed
+    sets (a verdict would compare one seed against two)."""
+    why = []
+    seed_sets = {}
+    for label, infos in sorted(labels_infos.items()):
+        for i in sorted(infos, key=lambda i: i["seed"]):
+            if i.get("meta_test") is None:
+                why.append(f"{label} seed {i['seed']} not meta-tested at its last iteration")
+        seed_sets[label] = tuple(sorted(_by_seed(infos)))
+    if len(set(seed_sets.values())) > 1:
+        why.append("seeds differ: " + ", ".join(f"{label} {list(s)}" for label, s in seed_sets.items()))
+    return why
