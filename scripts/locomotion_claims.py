@@ -42,7 +42,7 @@ def report(verdicts: dict) -> str:
         lines.append(f"   - {e['env']}: {e['best']} {_ci(e['bomrl'])}; {bases} → {'holds' if e['holds'] else 'fails'} "
                      f"(rule: BO-MRL's interval above 0 and ≥ +{50 * CLAIMED_SECOND:g} %, every baseline "
                      f"< +{100 * NEGLIGIBLE:g} %)")
-    for e in verdicts.get("in_progress", []):
+    for e in verdicts["in_progress"]:
         lines.append(f"\nNot yet in any claim, {e['env']} (in progress): " + "; ".join(e["why"]) + ".")
     return "\n".join(lines) + "\n"
 

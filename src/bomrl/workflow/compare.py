@@ -185,8 +185,8 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
             return "not testable here"
         return "reproduced" if all(i["holds"] for i in items) else "not reproduced"
 
-    verdicts = {name: {"verdict": verdict(items), "envs": items} for name, items in out.items()}
-    return {**verdicts, "in_progress": waiting}
+    return {**{name: {"verdict": verdict(items), "envs": items} for name, items in out.items()},
+            "in_progress": waiting}
 
 
 def in_progress(labels_infos: dict) -> list[str]:
