@@ -134,6 +134,12 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     summary = (plots / "summary.md").read_text()
     assert "- run: meta-tested at iteration 2, trained to 3" in summary
     assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 |" not in summary
+    # a run with no meta-test at all is named as still training, and kept out of the table too
+    (run / "meta_test.json").unlink()
+    assert main(["plot", str(run), "--out", str(plots)]) == 0
+    summary = (plots / "summary.md").read_text()
+    assert "- run: no meta-test yet, trained to 3" in summary and "Left out" not in summary
+    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 |" not in summary
     (run / "meta_test.json").write_text(out.read_text())
     capsys.readouterr()
     assert main(["plot", str(run), "--out", str(plots), "--reference", "Nope"]) == 2

@@ -223,6 +223,9 @@ def run(config: PlotConfig) -> dict:
             cells = ", ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(mean, sem))
             its = ", ".join(str(i) for i in sorted({int(m["iteration"]) for m in mts}))
             table.append(f"| {env} | {label} | {len(mts)} | {mts[0]['tasks']} | {its} | {cells} |")
+        if not ax.has_data():   # an env still training: say so instead of an empty 0..1 frame
+            ax.text(0.5, 0.5, "no meta-test yet", transform=ax.transAxes, ha="center", va="center")
+            ax.set_xticks([]), ax.set_yticks([])
         _decorate(ax, env, "adaptation steps", "average return")
     if any_mt:
         fig.tight_layout()
@@ -235,8 +238,13 @@ def run(config: PlotConfig) -> dict:
     stale = [f"- {i['dir'].name}: meta-tested at iteration {int(i['stale_meta_test']['iteration'])}, trained "
              f"to {int(i['metrics'][-1]['iteration'])}" for env in envs for infos in groups[env].values()
              for i in infos if i["stale_meta_test"] is not None]
+    untested = [f"- {i['dir'].name}: no meta-test yet, trained to {int(i['metrics'][-1]['iteration'])}"
+                for env in envs for infos in groups[env].values() for i in infos
+                if i["meta_test"] is None and i["stale_meta_test"] is None and i["metrics"]]
     if stale:
         stale = ["", "Left out (meta-test older than the run's training; meta-test it again):", *stale]
+    if untested:
+        stale += ["", "Still training (no meta-test, so in no table):", *untested]
     if any_mt or stale:
         (out / "summary.md").write_text("\n".join(table + stale + paired + _wall_table(groups, envs)) + "\n")
         written["summary"] = str(out / "summary.md")
