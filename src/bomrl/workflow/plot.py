@@ -235,18 +235,20 @@ def run(config: PlotConfig) -> dict:
         (out / "comparison.json").write_text(json.dumps(paired_json, indent=1) + "\n")
     else:
         paired, table = [], []
-    stale = [f"- {i['dir'].name}: meta-tested at iteration {int(i['stale_meta_test']['iteration'])}, trained "
-             f"to {int(i['metrics'][-1]['iteration'])}" for env in envs for infos in groups[env].values()
-             for i in infos if i["stale_meta_test"] is not None]
-    untested = [f"- {i['dir'].name}: no meta-test yet, trained to {int(i['metrics'][-1]['iteration'])}"
-                for env in envs for infos in groups[env].values() for i in infos
-                if i["meta_test"] is None and i["stale_meta_test"] is None and i["metrics"]]
+    stale, untested = [], []   # runs in no table: meta-test older than the training, or none yet
+    for i in (i for env in envs for infos in groups[env].values() for i in infos if i["meta_test"] is None):
+        trained = f"trained to {int(i['metrics'][-1]['iteration'])}" if i["metrics"] else "no metrics"
+        if i["stale_meta_test"] is not None:
+            stale.append(f"- {i['dir'].name}: meta-tested at iteration {int(i['stale_meta_test']['iteration'])}, {trained}")
+        elif i["metrics"]:
+            untested.append(f"- {i['dir'].name}: no meta-test yet, {trained}")
+    left_out = []
     if stale:
-        stale = ["", "Left out (meta-test older than the run's training; meta-test it again):", *stale]
+        left_out += ["", "Left out (meta-test older than the run's training; meta-test it again):", *stale]
     if untested:
-        stale += ["", "Still training (no meta-test, so in no table):", *untested]
-    if any_mt or stale:
-        (out / "summary.md").write_text("\n".join(table + stale + paired + _wall_table(groups, envs)) + "\n")
+        left_out += ["", "Still training (no meta-test, so in no table):", *untested]
+    if any_mt or left_out:
+        (out / "summary.md").write_text("\n".join(table + left_out + paired + _wall_table(groups, envs)) + "\n")
         written["summary"] = str(out / "summary.md")
 
     # Fig. 5 style: meta-training curves
