@@ -82,8 +82,15 @@ done
 # variant with 95 % intervals, wall times) and the verdict on the paper's three claims
 $BOMRL plot "$OUT" --out "$OUT/plots" --smooth 5
 $PY scripts/locomotion_claims.py "$OUT" --out "$OUT/plots/claims.md"
-if [ "$OUT" = results/locomotion ]; then
-  cp "$OUT/plots/fig2_adaptation.png" docs/img/locomotion-fig2.png
-  cp "$OUT/plots/fig5_training.png" docs/img/locomotion-fig5.png
+# the committed result sets show their figures in docs/REPRODUCTION.md: results/locomotion ->
+# docs/img/locomotion-fig{2,5}.png, results/locomotion-h200 -> docs/img/locomotion-h200-fig{2,5}.png
+case "$OUT" in
+  results/locomotion | results/locomotion-*) img=docs/img/$(basename "$OUT") ;;
+  *) img="" ;;
+esac
+if [ -n "$img" ]; then
+  # Fig. 2 exists once a run is meta-tested
+  if [ -f "$OUT/plots/fig2_adaptation.png" ]; then cp "$OUT/plots/fig2_adaptation.png" "$img-fig2.png"; fi
+  cp "$OUT/plots/fig5_training.png" "$img-fig5.png"
 fi
 cat "$OUT/plots/summary.md"
