@@ -111,3 +111,45 @@ def test_unknown_algorithm_lists_names():
         make("maml-trpo").adapt(None, PointSampler(), TASKS, jax.random.key(0), steps=-1)
     with pytest.raises(ConfigError):
         make_algorithm("promp", gaussian_mlp(2, 1), config=get_algorithm("emaml")[1]())
+
+
+# the settings shared by several algorithms are defined once (bomrl.algos.data.AdvantageSettings,
+# bomrl.core.trpo.TRPOSettings, bomrl.algos.pg_adaptation.InnerPGSettings) and checked for each
+SHARED_BAD = {"discount": 1.5, "gae_lambda": -0.1, "max_kl": 0.0, "cg_iters": 0, "cg_damping": -1.0,
+              "ls_steps": 2.5, "ls_ratio": 1.0, "inner_lr": -0.1, "inner_steps": 0,
+              "inner_objective": "score"}
+
+
+@pytest.mark.parametrize("name", ["bomrl", "maml-trpo", "promp", "emaml", "maesn", "rl2"])
+def test_shared_settings_are_checked_in_every_config(name):
+    import dataclasses
+
+    _, cfg_cls = get_algorithm(name)
+    fields = {f.name for f in dataclasses.fields(cfg_cls)}
+    shared = [k for k in SHARED_BAD if k in fields]
+    assert {"discount", "gae_lambda", "normalize_advantages"} <= fields
+    for key in shared:
+        with pytest.raises(ConfigError, match=f"{key}={SHARED_BAD[key]!r}"):
+            cfg_cls(**{key: SHARED_BAD[key]})
+
+
+@pytest.mark.parametrize("name", ["bomrl", "maml-trpo", "emaml", "maesn"])
+def test_trpo_settings_are_the_keywords_of_trpo_step(name):
+    """`config.trpo_kwargs` is exactly trpo_step's required keyword-only parameters."""
+    import inspect
+
+    from bomrl.core.trpo import trpo_step
+
+    _, cfg_cls = get_algorithm(name)
+    required = {p.name for p in inspect.signature(trpo_step).parameters.values()
+                if p.kind is p.KEYWORD_ONLY and p.default is p.empty}
+    cfg = cfg_cls(max_kl=0.02, ls_steps=7)
+    assert set(cfg.trpo_kwargs) == required
+    assert cfg.trpo_kwargs["max_kl"] == 0.02 and cfg.trpo_kwargs["ls_steps"] == 7
+
+
+def test_promp_keeps_its_own_inner_surrogate():
+    """A config re-declaring a shared field keeps its own default (ProMP: the LVC likelihood ratio)."""
+    assert get_algorithm("promp")[1]().inner_objective == "likelihood_ratio"
+    assert get_algorithm("maml-trpo")[1]().inner_objective == "log_likelihood"
+    assert get_algorithm("rl2")[1]().gae_lambda == 0.95

@@ -209,7 +209,7 @@ def test_plot_labels_name_non_default_settings():
     assert label(TrainConfig(env="halfcheetah-dir", algo="promp", set=("inner_lr=0.05",))) == "ProMP (inner_lr=0.05)"
 
 
-@pytest.mark.parametrize("algo", ["bomrl", "maml-trpo", "promp", "emaml"])
+@pytest.mark.parametrize("algo", ["bomrl", "maml-trpo", "promp", "emaml", "maesn", "rl2", "mgrl"])
 def test_every_algorithm_setting_is_listed_with_doc_and_default(algo, capsys):
     """`bomrl train --algo A --help` lists every field of A's config with its default and docstring."""
     import dataclasses

@@ -24,18 +24,22 @@ import jax
 import jax.numpy as jnp
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm
-from bomrl.algos.data import Data, masked_mean
+from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core import DISTANCES, distance_names
 from bomrl.core.hypergradient import bomrl_hypergradient
 from bomrl.core.inner_solver import solve_inner, unrolled_solution
 from bomrl.core.losses import InnerData, make_inner_loss, policy_gradient
-from bomrl.core.trpo import trpo_step
+from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import check
 
 
 @dataclass(frozen=True)
-class BoMrlConfig:
-    """BO-MRL (Algorithm 2) hyper-parameters; sources in docs/BASELINES.md."""
+class BoMrlConfig(TRPOSettings, AdvantageSettings):
+    """BO-MRL (Algorithm 2) hyper-parameters: the fields below, the TRPO meta-step (`TRPOSettings`;
+    the paper's App. B radius is max_kl = 1e-3, the default is the MAML family's 0.01) and the
+    advantage pipeline (`AdvantageSettings`; gae_lambda 1.0 = Monte-Carlo Q minus the linear
+    baseline, the paper's Monte-Carlo Q; the normalised advantages are the Q of eq. (7) and of the
+    outer policy gradient). Sources in docs/BASELINES.md."""
 
     lam: float = 0.5
     """regularisation weight λ of eq. (7) (paper App. B: 0.5; 0.4 for Alg(2) on HalfCheetah velocity)"""
@@ -66,26 +70,10 @@ class BoMrlConfig:
     """CG iterations for (∇²_θθ L + damping) v = g (our choice, as TRPO's 10)"""
     hyper_damping: float = 1e-2
     """damping added to ∇²_θθ L in the hypergradient solve (our choice; keeps CG well posed)"""
-    max_kl: float = 0.01
-    """TRPO meta-step KL radius δ (paper App. B: 1e-3; default the MAML family's 0.01)"""
     line_search: Literal["surrogate", "linear"] = "surrogate"
     """TRPO acceptance: "surrogate" = a candidate φ must keep KL ≤ δ AND raise the adapted policies'
     surrogate on the post-update data, re-solving the adaptation on the stored B_τ (as the MAML
     family does); "linear" = KL only, improvement by the linear model gᵀΔ (the paper's Algorithm 2)"""
-    cg_iters: int = 10
-    """CG iterations of the TRPO natural-gradient direction"""
-    cg_damping: float = 1e-5
-    """damping of the TRPO Fisher-vector product"""
-    ls_steps: int = 15
-    """maximum TRPO backtracking steps"""
-    ls_ratio: float = 0.8
-    """TRPO backtracking shrink factor"""
-    discount: float = 0.99
-    """discount γ"""
-    gae_lambda: float = 1.0
-    """GAE λ (1.0: Monte-Carlo Q minus the linear baseline, as the paper's Monte-Carlo Q)"""
-    normalize_advantages: bool = True
-    """standardise advantages per task (used as Q in eq. 7 and in the outer policy gradient)"""
 
     def __post_init__(self):
         check(self.lam > 0, "lam", self.lam, "> 0")
@@ -104,14 +92,8 @@ class BoMrlConfig:
               self.hypergradient, "practical or score with inner_solver=newton (unrolled needs adam, sgd or armijo)")
         check(self.hyper_cg_iters >= 1, "hyper_cg_iters", self.hyper_cg_iters, ">= 1")
         check(self.hyper_damping >= 0, "hyper_damping", self.hyper_damping, ">= 0")
-        check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
         check(self.line_search in ("surrogate", "linear"), "line_search", self.line_search, "surrogate or linear")
-        check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
-        check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
-        check(self.ls_steps >= 1, "ls_steps", self.ls_steps, ">= 1")
-        check(0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio, "in (0, 1)")
-        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        super().__post_init__()
 
 
 def env_defaults(env: str, settings: dict) -> dict:
@@ -235,9 +217,7 @@ class BoMrl(MetaAlgorithm):
         """Step 5: the TRPO meta-step along `grad` (the task-mean hypergradient): (new φ, trpo/ metrics)."""
         c = self.config
         objective = self.post_surrogate(phi, pre, post, thetas) if c.line_search == "surrogate" else None
-        new_phi, tm = trpo_step(objective, self.pre_kl(phi, pre), phi, grad=grad, max_kl=c.max_kl,
-                                cg_iters=c.cg_iters, cg_damping=c.cg_damping, ls_steps=c.ls_steps,
-                                ls_ratio=c.ls_ratio)
+        new_phi, tm = trpo_step(objective, self.pre_kl(phi, pre), phi, grad=grad, **c.trpo_kwargs)
         tm["trpo/rejected"] = tm["trpo/ls_iterations"] - tm["trpo/accepted"].astype(tm["trpo/ls_iterations"].dtype)
         return new_phi, tm
 

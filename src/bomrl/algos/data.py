@@ -7,12 +7,32 @@ per-task linear feature baseline, per-task normalisation; defaults in docs/BASEL
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from bomrl.core.advantages import estimate_advantages
+from bomrl.limits import check_unit_interval
+
+
+@dataclass(frozen=True)
+class AdvantageSettings:
+    """The knobs of `process_batch`, shared by the config of every algorithm that uses it (mixed in;
+    an algorithm whose source differs re-declares the field with its own default and doc)."""
+
+    discount: float = 0.99
+    """discount γ for returns and GAE (pytorch-maml-rl, ProMP, rllab: 0.99)"""
+    gae_lambda: float = 1.0
+    """GAE λ (the MAML-family references: 1.0, i.e. Monte-Carlo returns minus the linear baseline)"""
+    normalize_advantages: bool = True
+    """standardise advantages per task (the MAML-family references: yes)"""
+
+    def __post_init__(self):
+        check_unit_interval("discount", self.discount)
+        check_unit_interval("gae_lambda", self.gae_lambda)
+        getattr(super(), "__post_init__", lambda: None)()
 
 
 class Data(NamedTuple):

@@ -56,17 +56,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm, _Timer, broadcast_tasks
-from bomrl.algos.data import Data, masked_mean
+from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core.latent_policy import is_latent, kl_to_prior, latent_gaussian_mlp, latent_log_prob
-from bomrl.core.trpo import trpo_step
+from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import ConfigError, check
 
 TRAIN_TASK_STREAM = 0x3AE5_0001   # the fixed training tasks: default_rng([seed, TRAIN_TASK_STREAM])
 
 
 @dataclass(frozen=True)
-class MaesnConfig:
-    """MAESN hyper-parameters; defaults and their sources in docs/BASELINES.md ("MAESN")."""
+class MaesnConfig(TRPOSettings, AdvantageSettings):
+    """MAESN hyper-parameters: the fields below, the TRPO meta-step (`TRPOSettings`: the released
+    rllab `step_size` 0.01, 10 CG iterations, shrink 0.8) and the advantage pipeline
+    (`AdvantageSettings`: rllab's γ 0.99, λ 1.0, `center_adv`; normalize_advantages also standardises
+    the latent advantages over the task's episodes); sources in docs/BASELINES.md ("MAESN")."""
 
     latent_dim: int = 2
     """d, the size of the latent z (released code and its Ant policy: 2)"""
@@ -89,26 +92,8 @@ class MaesnConfig:
     test_lr_decay: float = 0.5
     """meta-test: round j's step sizes are α · test_lr_decay^max(0, j − 1) (released meta-test:
     halved after every update from the second on, 0.5; 1.0 = constant)"""
-    max_kl: float = 0.01
-    """TRPO trust region δ on the mean KL of the adapted policies (released `step_size` 0.01)"""
-    cg_iters: int = 10
-    """conjugate-gradient iterations for the TRPO direction (rllab: 10)"""
-    cg_damping: float = 1e-5
-    """damping added to the Fisher-vector product (as MAML-TRPO here)"""
-    ls_steps: int = 15
-    """maximum backtracking line-search steps (as MAML-TRPO here)"""
-    ls_ratio: float = 0.8
-    """line-search step shrink factor (rllab: 0.8)"""
-    discount: float = 0.99
-    """discount γ for returns and GAE (rllab default: 0.99)"""
-    gae_lambda: float = 1.0
-    """GAE λ (rllab default: 1.0, Monte-Carlo returns minus the linear baseline)"""
-    normalize_advantages: bool = True
-    """standardise advantages per task, and the latent advantages over the task's episodes
-    (rllab `center_adv`: yes)"""
-
     def __post_init__(self):
-        for name in ("latent_dim", "num_train_tasks", "cg_iters", "ls_steps"):
+        for name in ("latent_dim", "num_train_tasks"):
             v = getattr(self, name)
             check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "an integer >= 1")
         check(self.latent_dim <= 1024, "latent_dim", self.latent_dim, "an integer in [1, 1024]")
@@ -117,11 +102,7 @@ class MaesnConfig:
         check(self.policy_inner_lr > 0, "policy_inner_lr", self.policy_inner_lr, "> 0")
         check(self.kl_weight >= 0, "kl_weight", self.kl_weight, ">= 0")
         check(0 < self.test_lr_decay <= 1, "test_lr_decay", self.test_lr_decay, "in (0, 1]")
-        check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
-        check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
-        check(0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio, "in (0, 1)")
-        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        super().__post_init__()
 
 
 class PreBatch(NamedTuple):
@@ -325,9 +306,7 @@ class Maesn(MetaAlgorithm):
         obj_fn = lambda p: maesn_objective(policy, c, p, idx, pre, eps1, post, logp_old)[0]  # noqa: E731
         kl_fn = lambda p: mean_kl(policy, old_dist, dist_fn(p), post.mask)  # noqa: E731
         fvp = gauss_newton_fvp(policy, dist_fn, params, post.mask)
-        new_params, metrics = trpo_step(obj_fn, kl_fn, params, max_kl=c.max_kl, cg_iters=c.cg_iters,
-                                        cg_damping=c.cg_damping, ls_steps=c.ls_steps, ls_ratio=c.ls_ratio,
-                                        fvp_fn=fvp)
+        new_params, metrics = trpo_step(obj_fn, kl_fn, params, fvp_fn=fvp, **c.trpo_kwargs)
         _, obj_metrics = maesn_objective(policy, c, params, idx, pre, eps1, post, logp_old)
         return new_params, {**obj_metrics, **metrics}
 

@@ -12,62 +12,31 @@ Meta-objective (to maximise), with θ_i(φ) the inner chain of `pg_adaptation` o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm, broadcast_tasks
-from bomrl.algos.data import Data, masked_mean
-from bomrl.algos.pg_adaptation import adapted_params, log_prob, pg_step, sampling_log_probs
-from bomrl.core.trpo import trpo_step
+from bomrl.algos.data import AdvantageSettings, Data, masked_mean
+from bomrl.algos.pg_adaptation import InnerPGSettings, adapted_params, log_prob, pg_step, sampling_log_probs
+from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import check
 
 
 @dataclass(frozen=True)
-class MamlTrpoConfig:
-    """MAML-TRPO hyper-parameters; defaults and their sources in docs/BASELINES.md."""
+class MamlTrpoConfig(InnerPGSettings, TRPOSettings, AdvantageSettings):
+    """MAML-TRPO hyper-parameters: the inner step (`InnerPGSettings`), the TRPO meta-step
+    (`TRPOSettings`), the advantage pipeline (`AdvantageSettings`) and the field below; defaults and
+    their sources in docs/BASELINES.md."""
 
-    inner_lr: float = 0.1
-    """inner policy-gradient step size α (pytorch-maml-rl `fast-lr`, ProMP `inner_lr`: 0.1)"""
-    inner_steps: int = 1
-    """inner gradient steps during meta-training, each on freshly sampled data (references: 1)"""
-    inner_objective: Literal["log_likelihood", "likelihood_ratio"] = "log_likelihood"
-    """inner surrogate: mean[log π·A] (original MAML, pytorch-maml-rl) or mean[π/π_old·A] (ProMP's LVC)"""
-    max_kl: float = 0.01
-    """TRPO trust region δ on the mean KL of the adapted policies (all references: 0.01)"""
-    cg_iters: int = 10
-    """conjugate-gradient iterations for the TRPO natural-gradient direction (references: 10)"""
-    cg_damping: float = 1e-5
-    """damping added to the Fisher-vector product (pytorch-maml-rl: 1e-5)"""
     fvp_subsample: float = 1.0
     """fraction of each task's episodes used for the Fisher-vector products (derivatives only; the
     KL checked by the line search always uses all data). 1.0 = all, as the references"""
-    ls_steps: int = 15
-    """maximum backtracking line-search steps (pytorch-maml-rl: 15)"""
-    ls_ratio: float = 0.8
-    """line-search step shrink factor (pytorch-maml-rl: 0.8)"""
-    discount: float = 0.99
-    """discount γ for returns and GAE (references: 0.99)"""
-    gae_lambda: float = 1.0
-    """GAE λ (references: 1.0, i.e. Monte-Carlo returns minus the linear baseline)"""
-    normalize_advantages: bool = True
-    """standardise advantages per task (references: yes)"""
 
     def __post_init__(self):
-        check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
-        check(isinstance(self.inner_steps, int) and self.inner_steps >= 1, "inner_steps",
-              self.inner_steps, "an integer >= 1")
-        check(self.inner_objective in ("log_likelihood", "likelihood_ratio"), "inner_objective",
-              self.inner_objective, "'log_likelihood' or 'likelihood_ratio'")
-        check(self.max_kl > 0, "max_kl", self.max_kl, "> 0")
-        check(self.cg_iters >= 1, "cg_iters", self.cg_iters, ">= 1")
-        check(self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
-        check(0 < self.fvp_subsample <= 1, "fvp_subsample", self.fvp_subsample, "in (0, 1]")
-        check(self.ls_steps >= 1, "ls_steps", self.ls_steps, ">= 1")
-        check(0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio, "in (0, 1)")
-        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        check(isinstance(self.fvp_subsample, (int, float)) and 0 < self.fvp_subsample <= 1, "fvp_subsample",
+              self.fvp_subsample, "in (0, 1]")
+        super().__post_init__()
 
 
 # ---- pure functions ------------------------------------------------------------------------------
@@ -211,9 +180,7 @@ class MamlTrpo(MetaAlgorithm):
         fvp = adapted_fisher_vp(
             policy, lambda p: adapted_batch(policy, kind, alpha, p, sub(inner_datas), sub(logps_old)),
             phi, sub(post), step_fn=step_fn)
-        new_phi, metrics = trpo_step(obj_fn, kl_fn, phi, max_kl=c.max_kl, cg_iters=c.cg_iters,
-                                     cg_damping=c.cg_damping, ls_steps=c.ls_steps, ls_ratio=c.ls_ratio,
-                                     fvp_fn=fvp)
+        new_phi, metrics = trpo_step(obj_fn, kl_fn, phi, fvp_fn=fvp, **c.trpo_kwargs)
         _, obj_metrics = self.objective(phi, inner_datas, post, consts)
         return new_phi, {**obj_metrics, **metrics}
 

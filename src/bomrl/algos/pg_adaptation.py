@@ -13,15 +13,37 @@ All functions take ONE task's data (leading axes [E, H]) and are vmapped over ta
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Literal, Sequence
 
 import jax
 import jax.numpy as jnp
 
 from bomrl.algos.data import Data, masked_mean
 from bomrl.core.policies import Policy
+from bomrl.errors import check
+from bomrl.limits import MAX_COUNT, check_int, check_positive
 
 INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio")
+
+
+@dataclass(frozen=True)
+class InnerPGSettings:
+    """The within-task algorithm's knobs, shared by the MAML family's configs (mixed in)."""
+
+    inner_lr: float = 0.1
+    """inner policy-gradient step size α (pytorch-maml-rl `fast-lr`, ProMP `inner_lr`: 0.1)"""
+    inner_steps: int = 1
+    """inner gradient steps during meta-training, each on freshly sampled data (references: 1)"""
+    inner_objective: Literal["log_likelihood", "likelihood_ratio"] = "log_likelihood"
+    """inner surrogate: mean[log π·A] (original MAML, pytorch-maml-rl) or mean[π/π_old·A] (ProMP's LVC)"""
+
+    def __post_init__(self):
+        check_positive("inner_lr", self.inner_lr)
+        check_int("inner_steps", self.inner_steps, 1, MAX_COUNT)
+        check(self.inner_objective in INNER_OBJECTIVES, "inner_objective", self.inner_objective,
+              "'log_likelihood' or 'likelihood_ratio'")
+        getattr(super(), "__post_init__", lambda: None)()
 
 
 def log_prob(policy: Policy, params, obs, act):

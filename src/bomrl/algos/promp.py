@@ -21,21 +21,19 @@ import jax.numpy as jnp
 import optax
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm
-from bomrl.algos.data import Data, masked_mean
+from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.algos.maml_trpo import adapt_batched
-from bomrl.algos.pg_adaptation import adapted_params, log_prob, sampling_log_probs
+from bomrl.algos.pg_adaptation import InnerPGSettings, adapted_params, log_prob, sampling_log_probs
 from bomrl.errors import check
 
 
 @dataclass(frozen=True)
-class ProMPConfig:
-    """ProMP hyper-parameters; defaults and their sources in docs/BASELINES.md."""
+class ProMPConfig(InnerPGSettings, AdvantageSettings):
+    """ProMP hyper-parameters: the inner step (`InnerPGSettings`, with ProMP's own inner surrogate),
+    the advantage pipeline (`AdvantageSettings`) and the outer PPO-style update below; defaults and
+    their sources in docs/BASELINES.md."""
 
-    inner_lr: float = 0.1
-    """inner policy-gradient step size α (ProMP reference: 0.1)"""
-    inner_steps: int = 1
-    """inner gradient steps during meta-training, each on freshly sampled data (reference: 1)"""
-    inner_objective: Literal["likelihood_ratio", "log_likelihood"] = "likelihood_ratio"
+    inner_objective: Literal["log_likelihood", "likelihood_ratio"] = "likelihood_ratio"
     """inner surrogate; ProMP's LVC estimator is the likelihood ratio π/π_old·A"""
     learning_rate: float = 1e-3
     """outer Adam learning rate (reference: 1e-3)"""
@@ -49,27 +47,15 @@ class ProMPConfig:
     """adapt η towards `target_inner_kl` after each meta-iteration (reference default: fixed η)"""
     target_inner_kl: float = 0.01
     """target inner KL for the adaptive η (reference: 0.01; unused while η is fixed)"""
-    discount: float = 0.99
-    """discount γ (reference: 0.99)"""
-    gae_lambda: float = 1.0
-    """GAE λ (reference: 1.0)"""
-    normalize_advantages: bool = True
-    """standardise advantages per task (reference: yes)"""
 
     def __post_init__(self):
-        check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
-        check(isinstance(self.inner_steps, int) and self.inner_steps >= 1, "inner_steps",
-              self.inner_steps, "an integer >= 1")
-        check(self.inner_objective in ("log_likelihood", "likelihood_ratio"), "inner_objective",
-              self.inner_objective, "'log_likelihood' or 'likelihood_ratio'")
         check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
         check(isinstance(self.outer_steps, int) and self.outer_steps >= 1, "outer_steps",
               self.outer_steps, "an integer >= 1")
         check(0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
         check(self.inner_kl_coef >= 0, "inner_kl_coef", self.inner_kl_coef, ">= 0")
         check(self.target_inner_kl > 0, "target_inner_kl", self.target_inner_kl, "> 0")
-        check(0 <= self.discount <= 1, "discount", self.discount, "in [0, 1]")
-        check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "in [0, 1]")
+        super().__post_init__()
 
 
 def promp_reference(policy, kind, alpha, phi, inner_datas, post: Data):

@@ -35,17 +35,18 @@ import numpy as np
 import optax
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast_tasks
-from bomrl.algos.data import masked_mean
+from bomrl.algos.data import AdvantageSettings, masked_mean
 from bomrl.core.advantages import fit_linear_baseline, gae_over_gaps, normalize_advantages
 from bomrl.core.recurrent import gru_policy, is_recurrent, trial_view
 from bomrl.errors import ConfigError, check
-from bomrl.limits import (MAX_COUNT, MAX_HIDDEN, MAX_REAL, MAX_ROUNDS, check_int, check_positive,
-                          check_unit_interval)
+from bomrl.limits import MAX_COUNT, MAX_HIDDEN, MAX_REAL, MAX_ROUNDS, check_int, check_positive
 
 
 @dataclass(frozen=True)
-class RL2Config:
-    """RL² (PPO on trials) hyper-parameters; defaults and their sources in docs/BASELINES.md."""
+class RL2Config(AdvantageSettings):
+    """RL² (PPO on trials) hyper-parameters: the fields below and the advantage settings
+    (`AdvantageSettings`; the discount runs over the concatenated trial, garage and ProMP: 0.99);
+    defaults and their sources in docs/BASELINES.md."""
 
     episodes_per_trial: int = 2
     """K: episodes per trial, over which the GRU state is carried (ProMP's rl2 config: 2; garage's
@@ -60,12 +61,8 @@ class RL2Config:
     """PPO passes over the batch per meta-iteration (garage: 10; ProMP's rl2: 5)"""
     minibatch_trials: int = 32
     """whole trials per PPO minibatch (garage: batch_size 32)"""
-    discount: float = 0.99
-    """discount γ over the concatenated trial (garage, ProMP: 0.99)"""
     gae_lambda: float = 0.95
     """GAE λ (garage RL2PPO: 0.95; ProMP's rl2: 1.0)"""
-    normalize_advantages: bool = True
-    """standardise advantages per task (the shared pipeline's convention)"""
     entropy_coef: float = 0.0
     """weight of the mean policy entropy subtracted from the loss (0: none; garage adds 0.02 ×
     entropy to the rewards instead, `entropy_method='max'`)"""
@@ -77,10 +74,9 @@ class RL2Config:
         check_int("minibatch_trials", self.minibatch_trials, 1, MAX_COUNT)
         check_positive("learning_rate", self.learning_rate)
         check(isinstance(self.clip_eps, (int, float)) and 0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
-        check_unit_interval("discount", self.discount)
-        check_unit_interval("gae_lambda", self.gae_lambda)
         check(isinstance(self.entropy_coef, (int, float)) and 0 <= self.entropy_coef <= MAX_REAL, "entropy_coef",
               self.entropy_coef, f"a number in [0, {MAX_REAL:g}]")
+        super().__post_init__()
 
 
 class TrialData(NamedTuple):

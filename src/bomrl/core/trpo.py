@@ -14,6 +14,7 @@ naming the reason is logged on the `bomrl.trpo` logger (through jax.debug.callba
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import jax
@@ -21,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.cg import cg_solve
+from bomrl.errors import check
+from bomrl.limits import MAX_COUNT, check_int, check_positive
 
 Params = Any
 log = logging.getLogger("bomrl.trpo")
@@ -32,6 +35,39 @@ SKIP_REASONS = {
     3: "not an ascent direction (gᵀF⁻¹g ≤ 0 or zero gradient)",
     4: "line search failed (no step kept KL ≤ max_kl and improved the objective)",
 }
+
+
+@dataclass(frozen=True)
+class TRPOSettings:
+    """The knobs of `trpo_step`, shared by the config of every algorithm whose meta-update it is
+    (mixed in; pass them on as `trpo_step(..., **config.trpo_kwargs)`)."""
+
+    max_kl: float = 0.01
+    """TRPO trust region δ on the mean KL (pytorch-maml-rl, ProMP's TRPO-MAML, MAESN's rllab: 0.01)"""
+    cg_iters: int = 10
+    """conjugate-gradient iterations for the natural-gradient direction (references: 10)"""
+    cg_damping: float = 1e-5
+    """damping added to the Fisher-vector product (pytorch-maml-rl: 1e-5)"""
+    ls_steps: int = 15
+    """maximum backtracking line-search steps (pytorch-maml-rl: 15)"""
+    ls_ratio: float = 0.8
+    """line-search step shrink factor (pytorch-maml-rl, rllab: 0.8)"""
+
+    def __post_init__(self):
+        check_positive("max_kl", self.max_kl)
+        check_int("cg_iters", self.cg_iters, 1, MAX_COUNT)
+        check(isinstance(self.cg_damping, (int, float)) and not isinstance(self.cg_damping, bool)
+              and self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
+        check_int("ls_steps", self.ls_steps, 1, MAX_COUNT)
+        check(isinstance(self.ls_ratio, (int, float)) and 0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio,
+              "in (0, 1)")
+        getattr(super(), "__post_init__", lambda: None)()
+
+    @property
+    def trpo_kwargs(self) -> dict:
+        """{max_kl, cg_iters, cg_damping, ls_steps, ls_ratio} for `trpo_step`."""
+        return dict(max_kl=self.max_kl, cg_iters=self.cg_iters, cg_damping=self.cg_damping,
+                    ls_steps=self.ls_steps, ls_ratio=self.ls_ratio)
 
 
 def _log_skip(code) -> None:
