@@ -42,7 +42,7 @@ class InnerPGSettings:
         check_positive("inner_lr", self.inner_lr)
         check_int("inner_steps", self.inner_steps, 1, MAX_COUNT)
         check(self.inner_objective in INNER_OBJECTIVES, "inner_objective", self.inner_objective,
-              "'log_likelihood' or 'likelihood_ratio'")
+              " or ".join(map(repr, INNER_OBJECTIVES)))
         getattr(super(), "__post_init__", lambda: None)()
 
 

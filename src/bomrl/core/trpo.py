@@ -14,7 +14,7 @@ naming the reason is logged on the `bomrl.trpo` logger (through jax.debug.callba
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 import jax
@@ -66,8 +66,7 @@ class TRPOSettings:
     @property
     def trpo_kwargs(self) -> dict:
         """{max_kl, cg_iters, cg_damping, ls_steps, ls_ratio} for `trpo_step`."""
-        return dict(max_kl=self.max_kl, cg_iters=self.cg_iters, cg_damping=self.cg_damping,
-                    ls_steps=self.ls_steps, ls_ratio=self.ls_ratio)
+        return {f.name: getattr(self, f.name) for f in fields(TRPOSettings)}
 
 
 def _log_skip(code) -> None:
