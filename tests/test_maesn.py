@@ -277,7 +277,10 @@ def test_step_is_deterministic_and_meta_test_starts_from_the_prior():
                                           ({"num_train_tasks": 2.5}, "num_train_tasks=2.5"),
                                           ({"inner_lr_init": -1.0}, "inner_lr_init=-1.0"),
                                           ({"kl_weight": -0.1}, "kl_weight=-0.1"),
-                                          ({"test_lr_decay": 0.0}, "test_lr_decay=0.0")])
+                                          ({"test_lr_decay": 0.0}, "test_lr_decay=0.0"),
+                                          ({"policy_inner_lr": float("inf")}, "policy_inner_lr=inf"),
+                                          ({"kl_weight": float("nan")}, "kl_weight=nan"),
+                                          ({"latent_dim": 2000}, r"latent_dim=2000.*\[1, 1,024\]")])
 def test_config_errors_are_one_line(kw, fragment):
     with pytest.raises(ConfigError, match=fragment) as exc:
         MaesnConfig(**kw)

@@ -47,6 +47,7 @@ latent/* (step sizes, σ before and after the inner step, ‖Δμ‖), trpo/*, c
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -60,6 +61,7 @@ from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core.latent_policy import is_latent, kl_to_prior, latent_gaussian_mlp, latent_log_prob
 from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import ConfigError, check
+from bomrl.limits import check_int, check_positive
 
 TRAIN_TASK_STREAM = 0x3AE5_0001   # the fixed training tasks: default_rng([seed, TRAIN_TASK_STREAM])
 
@@ -93,14 +95,12 @@ class MaesnConfig(TRPOSettings, AdvantageSettings):
     """meta-test: round j's step sizes are α · test_lr_decay^max(0, j − 1) (released meta-test:
     halved after every update from the second on, 0.5; 1.0 = constant)"""
     def __post_init__(self):
-        for name in ("latent_dim", "num_train_tasks"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "an integer >= 1")
-        check(self.latent_dim <= 1024, "latent_dim", self.latent_dim, "an integer in [1, 1024]")
-        check(self.num_train_tasks <= 10**6, "num_train_tasks", self.num_train_tasks, "an integer in [1, 1000000]")
-        check(self.inner_lr_init > 0, "inner_lr_init", self.inner_lr_init, "> 0")
-        check(self.policy_inner_lr > 0, "policy_inner_lr", self.policy_inner_lr, "> 0")
-        check(self.kl_weight >= 0, "kl_weight", self.kl_weight, ">= 0")
+        check_int("latent_dim", self.latent_dim, 1, 1024)
+        check_int("num_train_tasks", self.num_train_tasks, 1, 10**6)
+        check_positive("inner_lr_init", self.inner_lr_init)
+        check_positive("policy_inner_lr", self.policy_inner_lr)
+        check(isinstance(self.kl_weight, (int, float)) and math.isfinite(self.kl_weight) and self.kl_weight >= 0,
+              "kl_weight", self.kl_weight, "a finite number >= 0")
         check(0 < self.test_lr_decay <= 1, "test_lr_decay", self.test_lr_decay, "in (0, 1]")
         super().__post_init__()
 
