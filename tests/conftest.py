@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402
@@ -10,9 +12,6 @@ jax.config.update("jax_enable_x64", True)
 from bomrl.utils import quiet_runtime  # noqa: E402
 
 quiet_runtime()
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -261,6 +261,7 @@ def test_step_is_deterministic_and_meta_test_starts_from_the_prior():
                                           ({"test_lr_decay": 0.0}, "test_lr_decay=0.0"),
                                           ({"policy_inner_lr": float("inf")}, "policy_inner_lr=inf"),
                                           ({"kl_weight": float("nan")}, "kl_weight=nan"),
+                                          ({"kl_weight": float("inf")}, r"kl_weight=inf.*\[0, 1e\+06\]"),
                                           ({"latent_dim": 2000}, r"latent_dim=2000.*\[1, 1,024\]")])
 def test_config_errors_are_one_line(kw, fragment):
     with pytest.raises(ConfigError, match=fragment) as exc:

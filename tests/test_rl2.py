@@ -244,7 +244,9 @@ def test_step_is_deterministic_and_adapt_reads_trial_episodes():
 @pytest.mark.parametrize("kw, fragment", [({"episodes_per_trial": 0}, "episodes_per_trial=0"),
                                           ({"clip_eps": 1.5}, "clip_eps=1.5"),
                                           ({"minibatch_trials": 2.5}, "minibatch_trials=2.5"),
-                                          ({"learning_rate": -1.0}, "learning_rate=-1.0")])
+                                          ({"learning_rate": -1.0}, "learning_rate=-1.0"),
+                                          ({"entropy_coef": -0.1}, r"entropy_coef=-0.1.*\[0, 1e\+06\]"),
+                                          ({"entropy_coef": float("nan")}, "entropy_coef=nan")])
 def test_config_errors_are_one_line(kw, fragment):
     with pytest.raises(ConfigError, match=fragment) as exc:
         RL2Config(**kw)

@@ -34,6 +34,12 @@ def check_positive(name: str, value, hi: float = MAX_REAL, why: str = "") -> Non
     check(ok, name, value, f"a finite number > 0 and <= {hi:g}" + (f" ({why})" if why else ""))
 
 
+def check_nonnegative(name: str, value, hi: float = MAX_REAL) -> None:
+    """value is a real number in [0, hi] (a weight or coefficient that may be switched off)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= hi
+    check(ok, name, value, f"a number in [0, {hi:g}]")
+
+
 def check_unit_interval(name: str, value) -> None:
     """value is a real number in [0, 1] (a discount, a GAE λ, a probability)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1

@@ -47,7 +47,6 @@ latent/* (step sizes, σ before and after the inner step, ‖Δμ‖), trpo/*, c
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -61,7 +60,7 @@ from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core.latent_policy import is_latent, kl_to_prior, latent_gaussian_mlp, latent_log_prob
 from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import ConfigError, check
-from bomrl.limits import check_int, check_positive
+from bomrl.limits import check_int, check_nonnegative, check_positive
 
 TRAIN_TASK_STREAM = 0x3AE5_0001   # the fixed training tasks: default_rng([seed, TRAIN_TASK_STREAM])
 
@@ -99,8 +98,7 @@ class MaesnConfig(TRPOSettings, AdvantageSettings):
         check_int("num_train_tasks", self.num_train_tasks, 1, 10**6)
         check_positive("inner_lr_init", self.inner_lr_init)
         check_positive("policy_inner_lr", self.policy_inner_lr)
-        check(isinstance(self.kl_weight, (int, float)) and math.isfinite(self.kl_weight) and self.kl_weight >= 0,
-              "kl_weight", self.kl_weight, "a finite number >= 0")
+        check_nonnegative("kl_weight", self.kl_weight)
         check(0 < self.test_lr_decay <= 1, "test_lr_decay", self.test_lr_decay, "in (0, 1]")
         super().__post_init__()
 

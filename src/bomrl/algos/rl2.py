@@ -39,7 +39,7 @@ from bomrl.algos.data import AdvantageSettings, masked_mean
 from bomrl.core.advantages import fit_linear_baseline, gae_over_gaps, normalize_advantages
 from bomrl.core.recurrent import gru_policy, is_recurrent, trial_view
 from bomrl.errors import ConfigError, check
-from bomrl.limits import MAX_COUNT, MAX_HIDDEN, MAX_REAL, MAX_ROUNDS, check_int, check_positive
+from bomrl.limits import MAX_COUNT, MAX_HIDDEN, MAX_ROUNDS, check_int, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ class RL2Config(AdvantageSettings):
         check_int("minibatch_trials", self.minibatch_trials, 1, MAX_COUNT)
         check_positive("learning_rate", self.learning_rate)
         check(isinstance(self.clip_eps, (int, float)) and 0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
-        check(isinstance(self.entropy_coef, (int, float)) and 0 <= self.entropy_coef <= MAX_REAL, "entropy_coef",
-              self.entropy_coef, f"a number in [0, {MAX_REAL:g}]")
+        check_nonnegative("entropy_coef", self.entropy_coef)
         super().__post_init__()
 
 
