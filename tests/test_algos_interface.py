@@ -133,6 +133,26 @@ def test_shared_settings_are_checked_in_every_config(name):
             cfg_cls(**{key: SHARED_BAD[key]})
 
 
+@pytest.mark.parametrize("name", ["bomrl", "maml-trpo", "promp", "emaml", "maesn", "rl2", "mgrl"])
+def test_every_numeric_setting_rejects_non_finite_and_mistyped_values(name):
+    """Each float field of each algorithm config rejects nan, ±inf and bools; each int field rejects
+    2.5, bools and 10^12, all with a one-line ConfigError naming the field (no TypeError, no silent
+    acceptance: inf step sizes and damping were accepted before)."""
+    import dataclasses
+    import typing
+
+    _, cfg_cls = get_algorithm(name)
+    hints = typing.get_type_hints(cfg_cls)
+    bad = {float: [float("nan"), float("inf"), -float("inf"), True], int: [2.5, True, 10**12]}
+    checked = 0
+    for f in dataclasses.fields(cfg_cls):
+        for value in bad.get(hints[f.name], []):
+            with pytest.raises(ConfigError, match=f"^{f.name}="):
+                cfg_cls(**{f.name: value})
+            checked += 1
+    assert checked >= 12   # every config has several numeric settings
+
+
 @pytest.mark.parametrize("name", ["bomrl", "maml-trpo", "emaml", "maesn"])
 def test_trpo_settings_are_the_keywords_of_trpo_step(name):
     """`config.trpo_kwargs` is exactly trpo_step's required keyword-only parameters."""

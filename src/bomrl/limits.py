@@ -40,6 +40,16 @@ def check_nonnegative(name: str, value, hi: float = MAX_REAL) -> None:
     check(ok, name, value, f"a number in [0, {hi:g}]")
 
 
+def check_interval(name: str, value, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False,
+                   why: str = "") -> None:
+    """value is a real number in the interval lo..hi, each end closed unless open_* (a clip range ε in
+    (0, 1), a line-search ratio, a sub-sampling fraction in (0, 1]). nan and bools are rejected."""
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and (lo < value if open_lo else lo <= value) and (value < hi if open_hi else value <= hi))
+    interval = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+    check(ok, name, value, f"a number in {interval}" + (f" ({why})" if why else ""))
+
+
 def check_unit_interval(name: str, value) -> None:
     """value is a real number in [0, 1] (a discount, a GAE λ, a probability)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1

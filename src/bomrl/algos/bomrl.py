@@ -31,6 +31,7 @@ from bomrl.core.inner_solver import solve_inner, unrolled_solution
 from bomrl.core.losses import InnerData, make_inner_loss, policy_gradient
 from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import check
+from bomrl.limits import MAX_COUNT, check_int, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
@@ -76,22 +77,20 @@ class BoMrlConfig(TRPOSettings, AdvantageSettings):
     family does); "linear" = KL only, improvement by the linear model gᵀΔ (the paper's Algorithm 2)"""
 
     def __post_init__(self):
-        check(self.lam > 0, "lam", self.lam, "> 0")
+        check_positive("lam", self.lam)
         check(self.distance in DISTANCES, "distance", self.distance, "one of " + ", ".join(distance_names()))
         check(self.surrogate in ("h", "ratio", "linear"), "surrogate", self.surrogate, "one of h, ratio, linear")
-        check(isinstance(self.inner_steps_adam, int) and self.inner_steps_adam >= 1, "inner_steps_adam",
-              self.inner_steps_adam, "an integer >= 1")
-        check(self.inner_lr > 0, "inner_lr", self.inner_lr, "> 0")
+        check_int("inner_steps_adam", self.inner_steps_adam, 1, MAX_COUNT)
+        check_positive("inner_lr", self.inner_lr)
         check(self.inner_solver in ("adam", "sgd", "armijo", "newton"), "inner_solver", self.inner_solver,
               "one of adam, sgd, armijo, newton")
-        check(isinstance(self.inner_backtrack, int) and 0 <= self.inner_backtrack <= 60, "inner_backtrack",
-              self.inner_backtrack, "an integer in [0, 60]")
+        check_int("inner_backtrack", self.inner_backtrack, 0, 60)
         check(self.hypergradient in ("practical", "score", "unrolled"), "hypergradient", self.hypergradient,
               "one of practical, score, unrolled")
         check(not (self.hypergradient == "unrolled" and self.inner_solver == "newton"), "hypergradient",
               self.hypergradient, "practical or score with inner_solver=newton (unrolled needs adam, sgd or armijo)")
-        check(self.hyper_cg_iters >= 1, "hyper_cg_iters", self.hyper_cg_iters, ">= 1")
-        check(self.hyper_damping >= 0, "hyper_damping", self.hyper_damping, ">= 0")
+        check_int("hyper_cg_iters", self.hyper_cg_iters, 1, MAX_COUNT)
+        check_nonnegative("hyper_damping", self.hyper_damping)
         check(self.line_search in ("surrogate", "linear"), "line_search", self.line_search, "surrogate or linear")
         super().__post_init__()
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from bomrl.algos.data import Data, masked_mean
 from bomrl.algos.maml_trpo import MamlTrpo, MamlTrpoConfig, maml_surrogate
 from bomrl.algos.pg_adaptation import log_prob
-from bomrl.errors import check
+from bomrl.limits import check_nonnegative
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class EMamlConfig(MamlTrpoConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check(self.exploration_coef >= 0, "exploration_coef", self.exploration_coef, ">= 0")
+        check_nonnegative("exploration_coef", self.exploration_coef)
 
 
 def exploration_weights(post: Data, eps: float = 1e-8) -> jax.Array:

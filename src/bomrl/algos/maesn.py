@@ -60,7 +60,7 @@ from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core.latent_policy import is_latent, kl_to_prior, latent_gaussian_mlp, latent_log_prob
 from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.errors import ConfigError, check
-from bomrl.limits import check_int, check_nonnegative, check_positive
+from bomrl.limits import check_int, check_interval, check_nonnegative, check_positive
 
 TRAIN_TASK_STREAM = 0x3AE5_0001   # the fixed training tasks: default_rng([seed, TRAIN_TASK_STREAM])
 
@@ -99,7 +99,7 @@ class MaesnConfig(TRPOSettings, AdvantageSettings):
         check_positive("inner_lr_init", self.inner_lr_init)
         check_positive("policy_inner_lr", self.policy_inner_lr)
         check_nonnegative("kl_weight", self.kl_weight)
-        check(0 < self.test_lr_decay <= 1, "test_lr_decay", self.test_lr_decay, "in (0, 1]")
+        check_interval("test_lr_decay", self.test_lr_decay, 0, 1, open_lo=True)
         super().__post_init__()
 
 

@@ -20,7 +20,7 @@ from bomrl.algos.base import AlgoState, MetaAlgorithm, broadcast_tasks
 from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.algos.pg_adaptation import InnerPGSettings, adapted_params, log_prob, pg_step, sampling_log_probs
 from bomrl.core.trpo import TRPOSettings, trpo_step
-from bomrl.errors import check
+from bomrl.limits import check_interval
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,7 @@ class MamlTrpoConfig(InnerPGSettings, TRPOSettings, AdvantageSettings):
     KL checked by the line search always uses all data). 1.0 = all, as the references"""
 
     def __post_init__(self):
-        check(isinstance(self.fvp_subsample, (int, float)) and 0 < self.fvp_subsample <= 1, "fvp_subsample",
-              self.fvp_subsample, "in (0, 1]")
+        check_interval("fvp_subsample", self.fvp_subsample, 0, 1, open_lo=True)
         super().__post_init__()
 
 

@@ -68,6 +68,7 @@ from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast
 from bomrl.core.lambda_return import lambda_return
 from bomrl.core.policies import _mlp_apply, _mlp_init
 from bomrl.errors import ConfigError, check, check_choice
+from bomrl.limits import check_int, check_interval, check_nonnegative
 
 LEARN = {"both": (1.0, 1.0), "discount": (1.0, 0.0), "lambda": (0.0, 1.0), "none": (0.0, 0.0)}
 
@@ -124,35 +125,24 @@ class MgrlConfig:
     0]))[0]) or its value(s), comma-separated (e.g. 1.5 = target velocity for halfcheetah-vel)"""
 
     def __post_init__(self):
-        for name in ("num_envs", "rollout_len", "updates_per_iteration", "value_width"):
-            v = getattr(self, name)
-            check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "an integer >= 1")
-        check(self.num_envs <= 4096, "num_envs", self.num_envs, "an integer in [1, 4096]")
-        check(self.rollout_len <= 100_000, "rollout_len", self.rollout_len, "an integer in [1, 100000]")
-        check(self.updates_per_iteration <= 1_000_000, "updates_per_iteration", self.updates_per_iteration,
-              "an integer in [1, 1000000]")
-        check(self.value_width <= 4096, "value_width", self.value_width, "an integer in [1, 4096]")
+        for name, hi in (("num_envs", 4096), ("rollout_len", 100_000), ("updates_per_iteration", 1_000_000),
+                         ("value_width", 4096)):
+            check_int(name, getattr(self, name), 1, hi)
         check_choice("inner_optimizer", self.inner_optimizer, ("adam", "sgd"))
         check_choice("learn", self.learn, tuple(LEARN))
         check_choice("meta_critic", self.meta_critic, ("reference", "inner"))
         for name in ("learning_rate", "meta_learning_rate", "critic_learning_rate"):
-            v = getattr(self, name)
-            check(math.isfinite(v) and 0 < v <= 10, name, v, "a number in (0, 10]")
+            check_interval(name, getattr(self, name), 0, 10, open_lo=True)
         for name in ("value_coef", "entropy_coef", "max_grad_norm"):
-            v = getattr(self, name)
-            check(math.isfinite(v) and 0 <= v <= 1e6, name, v, "a number in [0, 1e6]")
+            check_nonnegative(name, getattr(self, name))
         for name, learned in (("initial_discount", LEARN[self.learn][0]), ("initial_lambda", LEARN[self.learn][1])):
-            v = getattr(self, name)
             if learned:
-                check(math.isfinite(v) and 0 < v < 1, name, v,
-                      f"in (0, 1) when learned (a sigmoid of a real meta-parameter; learn={self.learn})")
+                check_interval(name, getattr(self, name), 0, 1, open_lo=True, open_hi=True,
+                               why=f"when learned: a sigmoid of a real meta-parameter; learn={self.learn}")
             else:
-                check(math.isfinite(v) and 0 <= v <= 1, name, v, f"in [0, 1] (not learned: learn={self.learn})")
-        for name in ("meta_discount", "meta_lambda"):
-            v = getattr(self, name)
-            check(math.isfinite(v) and 0 <= v <= 1, name, v, "in [0, 1]")
-        check(math.isfinite(self.trace_decay) and 0 <= self.trace_decay <= 1, "trace_decay",
-              self.trace_decay, "in [0, 1]")
+                check_interval(name, getattr(self, name), 0, 1, why=f"not learned: learn={self.learn}")
+        for name in ("meta_discount", "meta_lambda", "trace_decay"):
+            check_interval(name, getattr(self, name), 0, 1)
         task_values(self.task)
 
 

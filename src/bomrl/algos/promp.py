@@ -24,7 +24,7 @@ from bomrl.algos.base import AlgoState, MetaAlgorithm
 from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.algos.maml_trpo import adapt_batched
 from bomrl.algos.pg_adaptation import InnerPGSettings, adapted_params, log_prob, sampling_log_probs
-from bomrl.errors import check
+from bomrl.limits import MAX_COUNT, check_interval, check_int, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,11 @@ class ProMPConfig(InnerPGSettings, AdvantageSettings):
     """target inner KL for the adaptive η (reference: 0.01; unused while η is fixed)"""
 
     def __post_init__(self):
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
-        check(isinstance(self.outer_steps, int) and self.outer_steps >= 1, "outer_steps",
-              self.outer_steps, "an integer >= 1")
-        check(0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
-        check(self.inner_kl_coef >= 0, "inner_kl_coef", self.inner_kl_coef, ">= 0")
-        check(self.target_inner_kl > 0, "target_inner_kl", self.target_inner_kl, "> 0")
+        check_positive("learning_rate", self.learning_rate)
+        check_int("outer_steps", self.outer_steps, 1, MAX_COUNT)
+        check_interval("clip_eps", self.clip_eps, 0, 1, open_lo=True, open_hi=True)
+        check_nonnegative("inner_kl_coef", self.inner_kl_coef)
+        check_positive("target_inner_kl", self.target_inner_kl)
         super().__post_init__()
 
 

@@ -39,7 +39,7 @@ from bomrl.algos.data import AdvantageSettings, masked_mean
 from bomrl.core.advantages import fit_linear_baseline, gae_over_gaps, normalize_advantages
 from bomrl.core.recurrent import gru_policy, is_recurrent, trial_view
 from bomrl.errors import ConfigError, check
-from bomrl.limits import MAX_COUNT, MAX_HIDDEN, MAX_ROUNDS, check_int, check_nonnegative, check_positive
+from bomrl.limits import MAX_COUNT, MAX_HIDDEN, MAX_ROUNDS, check_int, check_interval, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class RL2Config(AdvantageSettings):
         check_int("epochs", self.epochs, 1, MAX_ROUNDS)
         check_int("minibatch_trials", self.minibatch_trials, 1, MAX_COUNT)
         check_positive("learning_rate", self.learning_rate)
-        check(isinstance(self.clip_eps, (int, float)) and 0 < self.clip_eps < 1, "clip_eps", self.clip_eps, "in (0, 1)")
+        check_interval("clip_eps", self.clip_eps, 0, 1, open_lo=True, open_hi=True)
         check_nonnegative("entropy_coef", self.entropy_coef)
         super().__post_init__()
 

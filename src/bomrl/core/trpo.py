@@ -22,8 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.cg import cg_solve
-from bomrl.errors import check
-from bomrl.limits import MAX_COUNT, check_int, check_positive
+from bomrl.limits import MAX_COUNT, check_int, check_interval, check_nonnegative, check_positive
 
 Params = Any
 log = logging.getLogger("bomrl.trpo")
@@ -56,11 +55,9 @@ class TRPOSettings:
     def __post_init__(self):
         check_positive("max_kl", self.max_kl)
         check_int("cg_iters", self.cg_iters, 1, MAX_COUNT)
-        check(isinstance(self.cg_damping, (int, float)) and not isinstance(self.cg_damping, bool)
-              and self.cg_damping >= 0, "cg_damping", self.cg_damping, ">= 0")
+        check_nonnegative("cg_damping", self.cg_damping)
         check_int("ls_steps", self.ls_steps, 1, MAX_COUNT)
-        check(isinstance(self.ls_ratio, (int, float)) and 0 < self.ls_ratio < 1, "ls_ratio", self.ls_ratio,
-              "in (0, 1)")
+        check_interval("ls_ratio", self.ls_ratio, 0, 1, open_lo=True, open_hi=True)
         getattr(super(), "__post_init__", lambda: None)()
 
     @property
