@@ -43,7 +43,7 @@ class BenchIterationConfig:
     env: str = "halfcheetah-vel"
     """Task family (halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir, or any registered one)."""
     algo: str = "maml-trpo"
-    """Algorithm: bomrl, maml-trpo, promp or emaml."""
+    """Algorithm: bomrl, maml-trpo, promp, emaml, rl2, maesn, mgrl or any registered one."""
     tasks: int = 40
     """Tasks per meta-batch T (new tasks every iteration)."""
     episodes: int = 20
@@ -84,9 +84,9 @@ class BenchUpdateConfig:
     sample: bool = True
     """Collect the pre- and post-update data with the sampler (and time it); else synthetic data."""
     preset: Optional[str] = None
-    """BO-MRL preset (e.g. paper), as `bomrl train --preset`."""
+    """Algorithm preset (e.g. BO-MRL's paper), as `bomrl train --preset`."""
     set: tuple[str, ...] = ()
-    """BO-MRL settings NAME=VALUE, as `bomrl train --set` (e.g. --set inner_steps_adam=50)."""
+    """Algorithm settings NAME=VALUE, as `bomrl train --set` (e.g. --set inner_steps_adam=50)."""
     repeats: int = 3
     """Timed repetitions of each phase after the warm-up (the median is reported)."""
     workers: int = 0
@@ -102,7 +102,7 @@ class BenchLearningConfig:
     env: str = "halfcheetah-vel"
     """Task family (any registered one, e.g. halfcheetah-vel, halfcheetah-dir, nav2d)."""
     algo: str = "maml-trpo"
-    """Algorithm: bomrl, maml-trpo, promp or emaml."""
+    """Algorithm: bomrl, maml-trpo, promp, emaml, rl2, maesn, mgrl or any registered one."""
     iterations: int = 40
     """Meta-iterations per seed."""
     seeds: tuple[int, ...] = (0,)

@@ -21,11 +21,11 @@ import numpy as np
 
 from bomrl.algos import get_algorithm
 from bomrl.bench.config import BenchIterationConfig
-from bomrl.core.policies import gaussian_mlp
 from bomrl.envs import get_family, make_sampler
 from bomrl.errors import check
 from bomrl.limits import MAX_ITERATIONS, MAX_ROUNDS, check_counts, check_int, check_positive, check_seed, check_workers
 from bomrl.workflow.config import TrainConfig, build_algo_config
+from bomrl.workflow.train import make_policy
 
 __all__ = ["BenchIterationConfig", "measure", "run", "validate"]
 
@@ -71,7 +71,9 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg) -> dict:
     rows = []
     with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,
                       num_workers=workers, seed=config.seed, action_scale=config.action_scale) as sampler:
-        policy = gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=(64, 64), init_std=1.0)
+        # the policy `bomrl train` builds: the algorithm's own (RL²'s GRU, MAESN's latent MLP) or the
+        # default Gaussian / categorical MLP (64, 64)
+        policy = make_policy(TrainConfig(env=config.env, algo=config.algo), sampler, algo_cfg)
         algo = algo_cls(algo_cfg, policy)
         state = algo.init(jax.random.fold_in(key, 0))
         evals = []
@@ -98,7 +100,7 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg) -> dict:
     result = {
         "algo": config.algo, "env": family.name, "tasks": config.tasks, "episodes": config.episodes,
         "horizon": config.horizon, "iterations": config.iterations, "warmup": config.warmup,
-        "backend": config.backend, "workers": workers, "action_scale": sampler.family.action_scale,
+        "backend": config.backend, "workers": workers, "action_scale": None if sampler.discrete else sampler.family.action_scale,
         "seconds_per_iteration": round(_median(wall), 3),
         "sampling_s": round(_median(sampling), 3),
         "cpu_s": round(_median([r["cpu_s"] for r in timed]), 3),
