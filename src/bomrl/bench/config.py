@@ -84,9 +84,9 @@ class BenchUpdateConfig:
     sample: bool = True
     """Collect the pre- and post-update data with the sampler (and time it); else synthetic data."""
     preset: Optional[str] = None
-    """Algorithm preset (e.g. BO-MRL's paper), as `bomrl train --preset`."""
+    """BO-MRL preset (e.g. paper), as `bomrl train --preset`."""
     set: tuple[str, ...] = ()
-    """Algorithm settings NAME=VALUE, as `bomrl train --set` (e.g. --set inner_steps_adam=50)."""
+    """BO-MRL settings NAME=VALUE, as `bomrl train --set` (e.g. --set inner_steps_adam=50)."""
     repeats: int = 3
     """Timed repetitions of each phase after the warm-up (the median is reported)."""
     workers: int = 0
