@@ -73,3 +73,22 @@ def test_theory_options_validation():
         TheoryOptions(epsilon="bogus").validate()
     with pytest.raises(ConfigError, match="theta_bound"):
         TheoryOptions(theta_bound=-1.0).validate()
+    with pytest.raises(ConfigError, match="theta_bound=inf"):
+        TheoryOptions(theta_bound=float("inf")).validate()
+    with pytest.raises(ConfigError, match="var_steps=0"):
+        TheoryOptions(var_steps=0).validate()
+
+
+@pytest.mark.parametrize("sample, settings, name", [
+    ({"horizon": 2.5}, {}, "horizon=2.5"),
+    ({"rollouts_per_pair": 0}, {}, "rollouts_per_pair=0"),
+    ({}, {"learning_rate": float("inf")}, "learning_rate=inf"),
+    ({}, {"iterations": -1}, "iterations=-1"),
+])
+def test_meta_train_checks_its_settings_before_any_work(sample, settings, name):
+    """meta_train validates SampleSettings and MetaTrainSettings itself (a Python caller gets the
+    CLI's one-line error, not a traceback from inside the jitted loop)."""
+    from bomrl.tabular.meta import MetaTrainSettings, SampleSettings, meta_train
+
+    with pytest.raises(ConfigError, match=name):
+        meta_train(None, None, None, 0.5, "bomrl", "kl", SampleSettings(**sample), MetaTrainSettings(**settings))

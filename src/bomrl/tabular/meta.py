@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bomrl.errors import check, check_choice
+from bomrl.errors import check_choice
+from bomrl.limits import MAX_COUNT, MAX_ITERATIONS, check_int, check_positive
 from bomrl.tabular import hypergrad, inner
 from bomrl.tabular.estimate import mc_estimate
 from bomrl.tabular.mdp import TabularMDP, evaluate, grad_q_tabular, softmax_policy, visitation
@@ -42,9 +43,8 @@ class SampleSettings:
 
     def validate(self) -> None:
         check_choice("q_estimate", self.mode, MODES)
-        check(self.rollouts_per_pair >= 1, "rollouts_per_pair", self.rollouts_per_pair, ">= 1")
-        check(self.visitation_episodes >= 1, "visitation_episodes", self.visitation_episodes, ">= 1")
-        check(self.horizon >= 1, "horizon", self.horizon, ">= 1")
+        for name in ("rollouts_per_pair", "visitation_episodes", "horizon"):
+            check_int(name, getattr(self, name), 1, MAX_COUNT)
 
 
 def _data(mdp: TabularMDP, phi, key, s: SampleSettings):
@@ -93,8 +93,8 @@ class MetaTrainSettings:
     """Keep the ∇_phi Q term of Appendix C in BO-MRL's hypergradient (Prop. 1/2 exact)."""
 
     def validate(self) -> None:
-        check(self.iterations >= 0, "iterations", self.iterations, ">= 0")
-        check(self.learning_rate > 0, "learning_rate", self.learning_rate, "> 0")
+        check_int("iterations", self.iterations, 0, MAX_ITERATIONS)
+        check_positive("learning_rate", self.learning_rate)
 
 
 def _task_gradient(mdp, phi, key, param, algo: str, distance: str, sample: SampleSettings, include_dq: bool):
@@ -128,6 +128,8 @@ def meta_train(tasks: TabularMDP, phi0, key, param: float, algo: str, distance: 
     algo "bomrl": param = λ, Prop. 1 hypergradient of Alg(distance) (with ∇Q unless
     settings.include_dq is False); algo "maml": param = inner step η. Returns (phi, |g| history).
     """
+    sample.validate()
+    settings.validate()
     return _meta_train(tasks, phi0, key, param, algo, distance, sample, settings)
 
 

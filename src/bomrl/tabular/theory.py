@@ -32,7 +32,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bomrl.errors import check, check_choice
+from bomrl.errors import check_choice
+from bomrl.limits import MAX_ITERATIONS, check_int, check_positive
 from bomrl.tabular import inner
 from bomrl.tabular.mdp import (
     TabularMDP,
@@ -60,7 +61,8 @@ class TheoryOptions:
     """Adam steps for the minimisation defining Var_i(P(Γ))."""
 
     def validate(self) -> None:
-        check(self.theta_bound > 0, "theta_bound", self.theta_bound, "> 0")
+        check_positive("theta_bound", self.theta_bound)
+        check_int("var_steps", self.var_steps, 1, MAX_ITERATIONS)
         check_choice("epsilon", self.epsilon, EPSILON_CHOICES)
         check_choice("a_max", self.a_max, AMAX_CHOICES)
 
