@@ -108,7 +108,9 @@ def test_lake_sampling_deterministic_reachable_and_varied():
 
 
 @pytest.mark.parametrize("kwargs,name", [({"size": 1}, "size"), ({"hole_prob": 1.0}, "hole_prob"),
-                                         ({"hole_prob": -0.1}, "hole_prob"), ({"init": "x"}, "init")])
+                                         ({"hole_prob": -0.1}, "hole_prob"), ({"init": "x"}, "init"),
+                                         ({"hole_prob": "0.3"}, "hole_prob='0.3'"), ({"gamma": None}, "gamma=None"),
+                                         ({"num_tasks": 2.0}, "tasks=2.0"), ({"size": True}, "size=True")])
 def test_lake_sampling_rejects_bad_input(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         sample_lake_tasks(**kwargs)

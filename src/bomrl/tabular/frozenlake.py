@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bomrl.errors import check, check_choice
+from bomrl.limits import MAX_COUNT, check_int, check_interval
 from bomrl.tabular.mdp import TabularMDP
 
 ACTIONS = ((0, -1), (1, 0), (0, 1), (-1, 0))  # (d_row, d_col) for left, down, right, up
@@ -101,11 +102,11 @@ def lake_map(holes: np.ndarray) -> np.ndarray:
 def sample_lake_tasks(num_tasks: int = 20, size: int = 4, hole_prob: float = 0.3, gamma: float = 0.8,
                       slip: float = 0.0, init: str = "uniform", seed: int = 0) -> LakeTasks:
     """K i.i.d. lakes from the distribution (size, hole_prob), deterministic given the seed."""
-    check(isinstance(size, int) and size >= 2, "size", size, "an integer N >= 2")
-    check(0.0 <= hole_prob < 1.0, "hole_prob", hole_prob, "in [0, 1)")
-    check(isinstance(num_tasks, int) and num_tasks >= 1, "tasks", num_tasks, "an integer >= 1")
-    check(0.0 < gamma < 1.0, "gamma", gamma, "in (0, 1)")
-    check(0.0 <= slip <= 1.0, "slip", slip, "in [0, 1]")
+    check(isinstance(size, int) and not isinstance(size, bool) and size >= 2, "size", size, "an integer N >= 2")
+    check_interval("hole_prob", hole_prob, 0, 1, open_hi=True)
+    check_int("tasks", num_tasks, 1, MAX_COUNT)
+    check_interval("gamma", gamma, 0, 1, open_lo=True, open_hi=True)
+    check_interval("slip", slip, 0, 1)
     check_choice("init", init, INIT_CHOICES)
     rng = np.random.default_rng(seed)
     holes = [sample_holes(rng, size, hole_prob) for _ in range(num_tasks)]
