@@ -36,8 +36,7 @@ def check_positive(name: str, value, hi: float = MAX_REAL, why: str = "") -> Non
 
 def check_nonnegative(name: str, value, hi: float = MAX_REAL) -> None:
     """value is a real number in [0, hi] (a weight or coefficient that may be switched off)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= hi
-    check(ok, name, value, f"a number in [0, {hi:g}]")
+    check_interval(name, value, 0, hi)
 
 
 def check_interval(name: str, value, lo: float, hi: float, *, open_lo: bool = False, open_hi: bool = False,
@@ -52,8 +51,7 @@ def check_interval(name: str, value, lo: float, hi: float, *, open_lo: bool = Fa
 
 def check_unit_interval(name: str, value) -> None:
     """value is a real number in [0, 1] (a discount, a GAE λ, a probability)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
-    check(ok, name, value, "a number in [0, 1]")
+    check_interval(name, value, 0, 1)
 
 
 def check_seed(name: str, value) -> None:
