@@ -93,9 +93,15 @@ def test_normalized_advantages_and_pipeline():
     np.testing.assert_allclose(raw["advantages"], (raw["returns"] - raw["values"]) * mask, atol=1e-10)
 
 
+@pytest.mark.parametrize("name,value", [("gamma", 1.5), ("gamma", float("nan")), ("gamma", True),
+                                        ("gae_lambda", -0.1), ("gae_lambda", "0.9")])
+def test_bad_discounts_raise_config_error(name, value):
+    obs, rew, mask, _ = _random_batch()
+    with pytest.raises(ConfigError, match=rf"{name}=.*a number in \[0, 1\]"):
+        adv.estimate_advantages(obs, rew, mask, **{name: value})
+
+
 def test_bad_arguments_raise_config_error():
     obs, rew, mask, _ = _random_batch()
-    with pytest.raises(ConfigError, match="gamma"):
-        adv.estimate_advantages(obs, rew, mask, gamma=1.5)
     with pytest.raises(ConfigError, match="baseline"):
         adv.estimate_advantages(obs, rew, mask, baseline="mlp")

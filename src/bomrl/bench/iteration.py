@@ -22,7 +22,6 @@ import numpy as np
 from bomrl.algos import get_algorithm
 from bomrl.bench.config import BenchIterationConfig
 from bomrl.envs import get_family, make_sampler
-from bomrl.errors import check
 from bomrl.limits import MAX_ITERATIONS, MAX_ROUNDS, check_counts, check_int, check_positive, check_seed, check_workers
 from bomrl.workflow.config import TrainConfig, build_algo_config
 from bomrl.workflow.train import make_policy
@@ -37,34 +36,28 @@ def _median(xs):
 
 
 def validate(config: BenchIterationConfig):
-    """Every input checked (one-line ConfigError) before any work: (family, algorithm class, its config)."""
+    """Every input checked (one-line ConfigError) before any work: (family, algorithm class, its config,
+    the `bomrl train` config whose policy and settings are timed)."""
     algo_cls, _ = get_algorithm(config.algo)   # unknown names: one-line error listing them
     family = get_family(config.env)
-    for name in ("tasks", "episodes", "horizon", "iterations"):
-        value = getattr(config, name)
-        check(value >= 1, f"--{name}", value, "an integer >= 1")
     check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
-    check(config.warmup >= 0, "--warmup", config.warmup, "an integer >= 0")
     check_int("--iterations", config.iterations, 1, MAX_ITERATIONS)
     check_int("--warmup", config.warmup, 0, MAX_ITERATIONS - config.iterations)
-    check(config.eval_steps >= 0, "--eval-steps", config.eval_steps, "an integer >= 0")
     check_int("--eval-steps", config.eval_steps, 0, MAX_ROUNDS)
-    check(config.workers >= 0, "--workers", config.workers, "0 (one per core) or an integer >= 1")
     check_workers("--workers", config.workers)
     check_seed("--seed", config.seed)
     if config.action_scale is not None:
         check_positive("--action-scale", config.action_scale, why="10: the MAML-family convention, 1: plain clipping")
     # the settings `bomrl train --env E --algo A --set ...` would run (one precedence rule, per-env defaults)
-    algo_cfg = build_algo_config(TrainConfig(env=config.env, algo=config.algo, set=tuple(config.set)))
-    return family, algo_cls, algo_cfg
+    train_cfg = TrainConfig(env=config.env, algo=config.algo, set=tuple(config.set))
+    return family, algo_cls, build_algo_config(train_cfg), train_cfg
 
 
 def run(config: BenchIterationConfig) -> dict:
-    family, algo_cls, algo_cfg = validate(config)
-    return measure(config, family, algo_cls, algo_cfg)
+    return measure(config, *validate(config))
 
 
-def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg) -> dict:
+def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg: TrainConfig) -> dict:
     """The timed meta-iterations of a validated config (prints and returns the JSON line)."""
     workers = config.workers or (os.cpu_count() or 1)
     key = jax.random.PRNGKey(config.seed)
@@ -73,7 +66,7 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg) -> dict:
                       num_workers=workers, seed=config.seed, action_scale=config.action_scale) as sampler:
         # the policy `bomrl train` builds: the algorithm's own (RL²'s GRU, MAESN's latent MLP) or the
         # default Gaussian / categorical MLP (64, 64)
-        policy = make_policy(TrainConfig(env=config.env, algo=config.algo), sampler, algo_cfg)
+        policy = make_policy(train_cfg, sampler, algo_cfg)
         algo = algo_cls(algo_cfg, policy)
         state = algo.init(jax.random.fold_in(key, 0))
         evals = []

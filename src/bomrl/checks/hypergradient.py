@@ -43,7 +43,7 @@ from bomrl.core.losses import policy_gradient
 from bomrl.core.policies import categorical_mlp, gaussian_mlp
 from bomrl.envs import make_sampler
 from bomrl.errors import check
-from bomrl.limits import MAX_ROUNDS, check_counts, check_int, check_positive, check_seed
+from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_counts, check_int, check_interval, check_positive, check_seed
 from bomrl.workflow.checkpoint import load_latest, restore_tree
 from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, parse_overrides, validate as validate_train
 from bomrl.workflow.plugins import import_plugins
@@ -55,15 +55,11 @@ __all__ = ["CheckHypergradientConfig", "measure", "run", "validate"]
 def validate(config: CheckHypergradientConfig):
     """Every input checked (one-line ConfigError) before any work: (train config, BO-MRL config) of
     the run (--run) or of the flags."""
-    for name in ("tasks", "directions", "episodes", "horizon"):
-        check(getattr(config, name) >= 1, "--" + name, getattr(config, name), "an integer >= 1")
-    check(config.tasks >= 2, "--tasks", config.tasks, "an integer >= 2 (standard errors over tasks)")
+    check_int("--tasks", config.tasks, 2, MAX_COUNT, "standard errors over tasks")
     check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
     check_int("--directions", config.directions, 1, MAX_ROUNDS)
-    check(config.seed >= 0, "--seed", config.seed, "an integer >= 0")
     check_seed("--seed", config.seed)
-    check(0 < config.eps < 1, "--eps", config.eps, "in (0, 1)")
-    check(config.maml_lr > 0, "--maml-lr", config.maml_lr, "> 0")
+    check_interval("--eps", config.eps, 0, 1, open_lo=True, open_hi=True)
     check_positive("--maml-lr", config.maml_lr)
     import_plugins(config.plugins)
     if config.run is not None:

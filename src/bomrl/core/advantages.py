@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from bomrl.errors import check
+from bomrl.limits import check_unit_interval
 
 Array = jax.Array
 
@@ -121,8 +122,8 @@ def estimate_advantages(obs: Array, rew: Array, mask: Array, *, gamma: float = 0
       normalize: standardise advantages per task.
     Returns {"returns": [T,E,H] reward-to-go, "values": [T,E,H] baseline, "advantages": [T,E,H]}.
     """
-    check(0.0 <= gamma <= 1.0, "gamma", gamma, "in [0, 1]")
-    check(0.0 <= gae_lambda <= 1.0, "gae_lambda", gae_lambda, "in [0, 1]")
+    check_unit_interval("gamma", gamma)
+    check_unit_interval("gae_lambda", gae_lambda)
     check(baseline in ("linear", "none"), "baseline", baseline, "'linear' or 'none'")
     check(jnp.ndim(rew) == 3 and jnp.ndim(obs) == 4, "rew.shape", jnp.shape(rew), "[T, E, H] with obs [T, E, H, D]")
     rets = discounted_returns(rew, mask, gamma)

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from bomrl.errors import check
-from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_positive, check_seed
+from bomrl.limits import (MAX_COUNT, MAX_ROUNDS, check_int, check_interval, check_positive, check_seed,
+                          check_unit_interval)
 
 MAX_TASKS = 10**4                 # lakes per distribution (the paper's: 20)
 MAX_SIZE = 64                     # lake side N (the paper's: 4)
@@ -71,40 +72,31 @@ class FrozenLakeConfig:
 
     def validate(self) -> None:
         """One-line ConfigError for the first invalid value (the command calls it before any work)."""
-        check(self.size >= 2, "--size", self.size, "an integer N >= 2")
         check_int("--size", self.size, 2, MAX_SIZE)
         if self.hole_prob is not None:
-            check(0.0 <= self.hole_prob < 1.0, "--hole-prob", self.hole_prob, "in [0, 1)")
-        check(self.tasks >= 1, "--tasks", self.tasks, ">= 1")
+            check_interval("--hole-prob", self.hole_prob, 0, 1, open_hi=True, why="1 would leave no path")
         check_int("--tasks", self.tasks, 1, MAX_TASKS)
         cells = self.size * self.size
         check(self.tasks * cells * cells <= MAX_TASK_CELLS2, "--size", self.size,
               f"such that --tasks x N^4 <= {MAX_TASK_CELLS2:,} (here {self.tasks:,} x {self.size}^4; the "
               "tasks' (state, action) x (state, action) Jacobians, 16 x N^4 float64 each, would exhaust memory)")
-        check(self.seed >= 0, "--seed", self.seed, "an integer >= 0")
         check_seed("--seed", self.seed)
         if self.lam is not None:
-            check(self.lam > 0, "--lam", self.lam, "> 0")
             check_positive("--lam", self.lam)
-        check(0.0 < self.gamma < 1.0, "--gamma", self.gamma, "in (0, 1)")
-        check(0.0 <= self.slip <= 1.0, "--slip", self.slip, "in [0, 1]")
-        check(self.rollouts_per_pair >= 1, "--rollouts-per-pair", self.rollouts_per_pair, ">= 1")
+        check_interval("--gamma", self.gamma, 0, 1, open_lo=True, open_hi=True,
+                       why="the bounds divide by 1 - gamma")
+        check_unit_interval("--slip", self.slip)
         check_int("--rollouts-per-pair", self.rollouts_per_pair, 1, MAX_COUNT)
         if self.q_estimate == "mc":
             episodes = self.tasks * cells * 4 * self.rollouts_per_pair
             check(episodes <= MAX_MC_EPISODES, "--rollouts-per-pair", self.rollouts_per_pair,
                   f"such that --tasks x 4 N^2 x --rollouts-per-pair <= {MAX_MC_EPISODES:,} Monte-Carlo episodes "
                   f"per estimate (here {episodes:,}; simulated at once, they would exhaust memory)")
-        check(self.iterations >= 0, "--iterations", self.iterations, ">= 0")
         check_int("--iterations", self.iterations, 0, MAX_ITERATIONS)
-        check(self.meta_lr > 0, "--meta-lr", self.meta_lr, "> 0")
         check_positive("--meta-lr", self.meta_lr)
-        check(self.adapt_steps >= 1, "--adapt-steps", self.adapt_steps, ">= 1")
         check_int("--adapt-steps", self.adapt_steps, 1, MAX_ROUNDS)
         if self.pg_step_size is not None:
-            check(self.pg_step_size > 0, "--pg-step-size", self.pg_step_size, "> 0")
             check_positive("--pg-step-size", self.pg_step_size)
-        check(self.theta_bound > 0, "--theta-bound", self.theta_bound, "> 0")
         check_positive("--theta-bound", self.theta_bound)
 
     def cases(self) -> list[tuple[str, float, str, str]]:
