@@ -3,7 +3,8 @@
 Upper bounds exist where a larger value would exhaust the memory of a workstation (24 GiB, the
 machine the defaults are measured on) or is meaningless (a seed JAX would silently truncate to 32
 bits, a million worker threads); each error says which and why. They are far above anything the
-paper or the docs use (its largest meta-batch: 40 tasks x 20 episodes x 200 steps = 160,000 steps).
+paper or the docs use (its largest meta-batch, Ant direction's: 40 tasks x 40 episodes x 200 steps =
+320,000 steps).
 """
 
 from __future__ import annotations
