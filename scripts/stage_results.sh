@@ -52,13 +52,13 @@ for root in "${roots[@]}"; do
       add "$latest"
       label="$label @$(basename "$latest" .bomrl | sed 's/^ckpt-0*//')"
     fi
-    staged+=("$label")
+    git diff --cached --quiet -- "$dir" || staged+=("$label")   # the message names changed runs only
   done
   add "$root/wall_times.tsv"
 done
 
 if git diff --cached --quiet; then echo "stage_results: nothing changed"; exit 0; fi
-msg="results: $(IFS=';'; echo "${staged[*]}" | sed 's/;/; /g')"
+msg="results: $(IFS=';'; echo "${staged[*]:-wall times}" | sed 's/;/; /g')"
 if [ "$commit" = 1 ]; then
   git commit -q -m "$msg"
   git log --oneline -1

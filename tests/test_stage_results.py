@@ -60,7 +60,7 @@ def test_stages_latest_checkpoint_only_and_commits(tmp_path):
         "results/loco/env-a-s0/ckpt-000010.bomrl", "results/loco/env-b-s0/config.json",
         "results/loco/env-b-s0/metrics.csv", "results/loco/env-b-s0/meta_test.json",
         "results/loco/wall_times.tsv"}
-    assert "env-a-s0 @10" in _git(repo, "log", "-1", "--format=%s")
+    assert _git(repo, "log", "-1", "--format=%s").strip() == "results: env-a-s0 @10; env-b-s0"
 
     # the run goes on: the newer checkpoint replaces the older one in git, both stay on disk
     (a / "ckpt-000020.bomrl").write_bytes(b"d" * 100)
