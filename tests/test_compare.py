@@ -105,3 +105,23 @@ def test_an_env_in_progress_enters_no_claim():
         v = compare.locomotion_claims({"halfcheetah-dir": groups})
         assert all(v[c]["verdict"] == "not testable here" for c in ("beats", "direction_gain", "second_step"))
         assert v["in_progress"][0]["env"] == "halfcheetah-dir" and reason in " ".join(v["in_progress"][0]["why"])
+
+
+def test_training_table_compares_runs_at_their_common_iteration():
+    """plot's in-training table: windows of TRAIN_WINDOW iterations ending at the env's common
+    iteration (the shortest run's last) and at each run's last, by hand on synthetic metrics."""
+    from bomrl.workflow import plot
+
+    def rows(n, pre=True):
+        return [{"iteration": it, "post_return": float(it), **({"pre_return": -float(it)} if pre else {})}
+                for it in range(1, n + 1)]
+
+    groups = {"env-a": {"A": [{"seed": 0, "metrics": rows(12)}, {"seed": 1, "metrics": rows(7, pre=False)}],
+                        "B": [{"seed": 0, "metrics": []}]}}
+    lines = plot._training_table(groups, ["env-a"])
+    assert plot.TRAIN_WINDOW == 5
+    # common iteration 7: window 3..7, mean 5; run seed 0's last 12: window 8..12, mean 10
+    assert "| env-a | A | 0 | 7 | -5.0 | 5.0 | 12 | -10.0 | 10.0 |" in lines
+    assert "| env-a | A | 1 | 7 | – | 5.0 | 7 | – | 5.0 |" in lines      # no pre_return logged
+    assert not any("| B |" in line for line in lines)                      # no metrics: no row
+    assert plot._training_table({"env-a": {"B": [{"seed": 0, "metrics": []}]}}, ["env-a"]) == []

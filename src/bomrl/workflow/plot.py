@@ -172,6 +172,44 @@ def _paired_tables(groups, envs, labels, reference):
     return lines, out
 
 
+TRAIN_WINDOW = 5   # iterations averaged in the in-training table
+
+
+def _window_mean(metrics: list[dict], end: int, key: str) -> float:
+    """Mean of `key` over the metrics rows with iteration in (end - TRAIN_WINDOW, end] (nan if none)."""
+    vals = [r.get(key, math.nan) for r in metrics if end - TRAIN_WINDOW < r["iteration"] <= end]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def _training_table(groups, envs):
+    """Markdown lines: every run's meta-batch returns during training (its own sampled batches, not the
+    meta-test), averaged over TRAIN_WINDOW iterations ending at the env's common iteration (the last
+    one every run of the env reached, so runs still training compare at one budget) and at the run's
+    last iteration."""
+    lines = ["", f"Meta-batch returns during training (each run's own batches, not the meta-test): mean over "
+             f"the {TRAIN_WINDOW} iterations ending at the env's common iteration (reached by all its runs) "
+             "and at the run's last.", "",
+             "| env | method | seed | common iteration | pre | post | last iteration | pre | post |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def cell(x):
+        return "–" if math.isnan(x) else f"{x:.1f}"
+
+    for env in envs:
+        runs = [(label, i) for label, infos in sorted(groups[env].items())
+                for i in sorted(infos, key=lambda i: i["seed"]) if i["metrics"]]
+        if not runs:
+            continue
+        common = min(i["metrics"][-1]["iteration"] for _, i in runs)
+        for label, i in runs:
+            last = i["metrics"][-1]["iteration"]
+            cells = [cell(_window_mean(i["metrics"], it, k)) for it in (common, last)
+                     for k in ("pre_return", "post_return")]
+            lines.append(f"| {env} | {label} | {i['seed']} | {common} | {cells[0]} | {cells[1]} | {last} | "
+                         f"{cells[2]} | {cells[3]} |")
+    return lines if len(lines) > 5 else []
+
+
 def _wall_table(groups, envs):
     """Markdown lines: training wall time, iterations and env steps of every run (last metrics row)."""
     lines = ["", "| env | method | seed | iterations | env steps | training wall s |", "| --- | --- | --- | --- | --- | --- |"]
@@ -248,7 +286,8 @@ def run(config: PlotConfig) -> dict:
     if untested:
         left_out += ["", "Still training (no meta-test, so in no table):", *untested]
     if any_mt or left_out:
-        (out / "summary.md").write_text("\n".join(table + left_out + paired + _wall_table(groups, envs)) + "\n")
+        (out / "summary.md").write_text("\n".join(table + left_out + paired + _training_table(groups, envs)
+                                                   + _wall_table(groups, envs)) + "\n")
         written["summary"] = str(out / "summary.md")
 
     # Fig. 5 style: meta-training curves
