@@ -186,15 +186,11 @@ def _training_table(groups, envs):
     meta-test), averaged over TRAIN_WINDOW iterations ending at the env's common iteration (the last
     one every run of the env reached, so runs still training compare at one budget) and at the run's
     last iteration."""
-    lines = ["", f"Meta-batch returns during training (each run's own batches, not the meta-test): mean over "
-             f"the {TRAIN_WINDOW} iterations ending at the env's common iteration (reached by all its runs) "
-             "and at the run's last.", "",
-             "| env | method | seed | common iteration | pre | post | last iteration | pre | post |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
 
     def cell(x):
         return "–" if math.isnan(x) else f"{x:.1f}"
 
+    rows = []
     for env in envs:
         runs = [(label, i) for label, infos in sorted(groups[env].items())
                 for i in sorted(infos, key=lambda i: i["seed"]) if i["metrics"]]
@@ -205,9 +201,15 @@ def _training_table(groups, envs):
             last = i["metrics"][-1]["iteration"]
             cells = [cell(_window_mean(i["metrics"], it, k)) for it in (common, last)
                      for k in ("pre_return", "post_return")]
-            lines.append(f"| {env} | {label} | {i['seed']} | {common} | {cells[0]} | {cells[1]} | {last} | "
-                         f"{cells[2]} | {cells[3]} |")
-    return lines if len(lines) > 5 else []
+            rows.append(f"| {env} | {label} | {i['seed']} | {common} | {cells[0]} | {cells[1]} | {last} | "
+                        f"{cells[2]} | {cells[3]} |")
+    if not rows:
+        return []
+    return ["", f"Meta-batch returns during training (each run's own batches, not the meta-test): mean over "
+            f"the {TRAIN_WINDOW} iterations ending at the env's common iteration (reached by all its runs) "
+            "and at the run's last.", "",
+            "| env | method | seed | common iteration | pre | post | last iteration | pre | post |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def _wall_table(groups, envs):
