@@ -125,3 +125,17 @@ def test_training_table_compares_runs_at_their_common_iteration():
     assert "| env-a | A | 1 | 7 | – | 5.0 | 7 | – | 5.0 |" in lines      # no pre_return logged
     assert not any("| B |" in line for line in lines)                      # no metrics: no row
     assert plot._training_table({"env-a": {"B": [{"seed": 0, "metrics": []}]}}, ["env-a"]) == []
+
+
+def test_wall_table_reports_each_runs_last_metrics_row():
+    """plot's wall-time table: iterations, env steps and wall seconds from each run's last row;
+    runs without metrics give no row, and no rows give no table (not a bare header)."""
+    from bomrl.workflow import plot
+
+    metrics = [{"iteration": 1, "env_steps": 8e4, "wall_s": 10.0}, {"iteration": 2, "env_steps": 1.6e5, "wall_s": 21.4}]
+    groups = {"env-a": {"A": [{"seed": 1, "metrics": metrics}, {"seed": 0, "metrics": metrics[:1]}],
+                        "B": [{"seed": 0, "metrics": []}]}}
+    lines = plot._wall_table(groups, ["env-a"])
+    assert lines[-2:] == ["| env-a | A | 0 | 1 | 8e+04 | 10 |", "| env-a | A | 1 | 2 | 1.6e+05 | 21 |"]
+    assert not any("| B |" in line for line in lines)
+    assert plot._wall_table({"env-a": {"B": [{"seed": 0, "metrics": []}]}}, ["env-a"]) == []

@@ -214,15 +214,17 @@ def _training_table(groups, envs):
 
 def _wall_table(groups, envs):
     """Markdown lines: training wall time, iterations and env steps of every run (last metrics row)."""
-    lines = ["", "| env | method | seed | iterations | env steps | training wall s |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = []
     for env in envs:
         for label, infos in sorted(groups[env].items()):
             for i in sorted(infos, key=lambda i: i["seed"]):
                 if i["metrics"]:
                     last = i["metrics"][-1]
-                    lines.append(f"| {env} | {label} | {i['seed']} | {int(last['iteration'])} | "
-                                 f"{last.get('env_steps', math.nan):.3g} | {last.get('wall_s', math.nan):.0f} |")
-    return lines if len(lines) > 2 else []
+                    rows.append(f"| {env} | {label} | {i['seed']} | {int(last['iteration'])} | "
+                                f"{last.get('env_steps', math.nan):.3g} | {last.get('wall_s', math.nan):.0f} |")
+    if not rows:
+        return []
+    return ["", "| env | method | seed | iterations | env steps | training wall s |", "| --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def run(config: PlotConfig) -> dict:
