@@ -139,3 +139,24 @@ def test_wall_table_reports_each_runs_last_metrics_row():
     assert lines[-2:] == ["| env-a | A | 0 | 1 | 8e+04 | 10 |", "| env-a | A | 1 | 2 | 1.6e+05 | 21 |"]
     assert not any("| B |" in line for line in lines)
     assert plot._wall_table({"env-a": {"B": [{"seed": 0, "metrics": []}]}}, ["env-a"]) == []
+
+
+def test_an_env_without_every_baseline_is_named_not_silently_dropped():
+    """ant-dir runs without E-MAML: claim 1 lists it as excluded, claims 2 and 3 use the baselines
+    measured there and say which one is missing, in the JSON and in claims.md's text."""
+    import runpy
+    from pathlib import Path
+
+    groups = {"ant-dir": {"BO-MRL d1": _method([0, 125, 138, 139], seed=1),
+                          "MAML-TRPO": _method([0, 100, 101, 101], seed=3),
+                          "ProMP": _method([0, 90, 90, 91], seed=4)}}
+    v = compare.locomotion_claims(groups)
+    assert v["beats"]["verdict"] == "not testable here" and v["beats"]["envs"] == []
+    assert v["beats"]["excluded"] == [{"env": "ant-dir", "missing": ["E-MAML"]}]
+    assert v["direction_gain"]["envs"][0]["missing"] == ["E-MAML"]
+    assert v["direction_gain"]["envs"][0]["baseline"] == "MAML-TRPO"
+    assert set(v["second_step"]["envs"][0]["baselines"]) == {"MAML-TRPO", "ProMP"}
+    script = Path(__file__).resolve().parents[1] / "scripts" / "locomotion_claims.py"
+    text = runpy.run_path(str(script))["report"](v)
+    assert "ant-dir: not in this claim, which needs all three baselines (E-MAML not measured here)" in text
+    assert text.count("(E-MAML not measured here)") == 3

@@ -145,10 +145,12 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
        at least half the claim, 5 %), while every baseline's second step adds less than 5 %
        (relative to its return after one).
     An env still in progress (`in_progress`) enters no claim: it is listed under
-    "in_progress" with why, so a report made half-way never reads as a verdict.
+    "in_progress" with why, so a report made half-way never reads as a verdict. An env with only
+    some baselines enters claims 2 and 3 over those measured (each entry names the `missing`) and
+    is listed under claim 1's "excluded".
     A claim with no env where it can be measured is "not testable here"."""
     out = {"beats": [], "direction_gain": [], "second_step": []}
-    waiting = []
+    waiting, excluded = [], []
     for env, labels_infos in sorted(groups.items()):
         why = in_progress(labels_infos)
         if why:
@@ -158,6 +160,7 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
         bases = [b for b in BASELINES if b in labels_infos and not math.isnan(mean_after(labels_infos[b], 1))]
         if best is None or not bases:
             continue
+        missing = [b for b in BASELINES if b not in bases]
         ref = labels_infos[best]
         diffs = {}
         for b in bases:
@@ -167,26 +170,30 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
         if len(bases) == len(BASELINES) and len(diffs) == len(BASELINES):
             ok = all(d["lo"] > 0 for d in diffs.values())
             out["beats"].append({"env": env, "best": best, "diffs": diffs, "holds": ok})
+        else:
+            excluded.append({"env": env, "missing": [b for b in BASELINES if b not in diffs]})
         if env in DIRECTION_ENVS and diffs:
             top = max(diffs, key=lambda b: diffs[b]["mean_b"])       # the best baseline
             d = diffs[top]
             ok = d["lo"] > 0 and CLAIMED_GAIN / 2 <= d["relative"] <= 2 * CLAIMED_GAIN
-            out["direction_gain"].append({"env": env, "best": best, "baseline": top, **d, "holds": ok})
+            out["direction_gain"].append({"env": env, "best": best, "baseline": top, **d, "holds": ok,
+                                          "missing": missing})
         g_best = step_gain(ref, 2, level)
         g_bases = {b: step_gain(labels_infos[b], 2, level) for b in bases}
         if g_best is not None and all(g is not None for g in g_bases.values()):
             ok_best = g_best["lo"] > 0 and g_best["relative"] >= CLAIMED_SECOND / 2
             ok_bases = all(g["relative"] < NEGLIGIBLE for g in g_bases.values())
             out["second_step"].append({"env": env, "best": best, "bomrl": g_best, "baselines": g_bases,
-                                       "holds": ok_best and ok_bases})
+                                       "holds": ok_best and ok_bases, "missing": missing})
 
     def verdict(items):
         if not items:
             return "not testable here"
         return "reproduced" if all(i["holds"] for i in items) else "not reproduced"
 
-    return {**{name: {"verdict": verdict(items), "envs": items} for name, items in out.items()},
-            "in_progress": waiting}
+    result = {name: {"verdict": verdict(items), "envs": items} for name, items in out.items()}
+    result["beats"]["excluded"] = excluded
+    return {**result, "in_progress": waiting}
 
 
 def in_progress(labels_infos: dict) -> list[str]:
