@@ -76,7 +76,7 @@ def table(summary, window: int) -> str:
             lines.append(f"| {LABEL[v]} | {'/'.join(map(str, sorted(steps)))} | {rets} | "
                          f"{d['final_return_mean']:.1f} ± {d['final_return_sem']:.1f} | "
                          f"{d['auc_return_mean']:.1f} ± {d['auc_return_sem']:.1f} | {gam} | {lam} | {wall:.0f} |")
-        lines += ["", f"Paired by seed (the same seed: the same initial networks and environment seeds), "
+        lines += ["", "Paired by seed (the same seed: the same initial networks and environment seeds), "
                   "variant − baseline, whole-run mean return: mean [95 % t-interval over seeds] (seeds)", "",
                   "| variant | − fixed (0.9, 0.9) | − fixed (0.99, 1) |", "| --- | --- | --- |"]
         for v in [v for v in ORDER if v in variants and v.startswith("mgrl")]:

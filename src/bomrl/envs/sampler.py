@@ -111,7 +111,7 @@ class ProcessStepper:
         # __main__ module is never re-imported (no `if __name__ == "__main__"` guard needed).
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
         try:
-            for sl in self.slices:
+            for _ in self.slices:
                 parent, child = socket.socketpair()
                 try:
                     proc = subprocess.Popen(
