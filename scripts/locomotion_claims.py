@@ -34,7 +34,7 @@ def report(verdicts: dict) -> str:
     for e in v["envs"]:
         diffs = "; ".join(f"− {b}: {_ci(d)}" for b, d in e["diffs"].items())
         lines.append(f"   - {e['env']}: {e['best']} after one adaptation {diffs} → {'holds' if e['holds'] else 'fails'}")
-    for e in v.get("excluded", []):
+    for e in v["excluded"]:
         lines.append(f"   - {e['env']}: not in this claim, which needs all three baselines{_missing(e)}")
     v = verdicts["direction_gain"]
     lines.append(f"2. **≈ +25 % on the direction tasks** — {v['verdict']}.")
