@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bomrl.algos.mgrl import (Mgrl, MgrlConfig, Seg, agent_loss, inner_update, meta_loss_through_update, reference_advantages, value_apply,
-                              value_init)
+from bomrl.algos.mgrl import (Mgrl, MgrlConfig, Seg, agent_loss, inner_update, meta_loss_through_update,
+                              reference_advantages, value_apply, value_init)
 from bomrl.core.lambda_return import lambda_return
 from bomrl.core.policies import categorical_mlp, gaussian_mlp
 from bomrl.errors import ConfigError

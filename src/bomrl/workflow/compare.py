@@ -160,18 +160,18 @@ def locomotion_claims(groups: dict, level: float = LEVEL) -> dict:
         bases = [b for b in BASELINES if b in labels_infos and not math.isnan(mean_after(labels_infos[b], 1))]
         if best is None or not bases:
             continue
-        missing = [b for b in BASELINES if b not in bases]
         ref = labels_infos[best]
         diffs = {}
         for b in bases:
             x, y, seeds = paired_returns(ref, labels_infos[b], 1)
             if x.size:
                 diffs[b] = {**paired_difference(x, y, level), "seeds": seeds}
-        if len(bases) == len(BASELINES) and len(diffs) == len(BASELINES):
+        missing = [b for b in BASELINES if b not in diffs]     # not measured (or no pair with BO-MRL)
+        if not missing:
             ok = all(d["lo"] > 0 for d in diffs.values())
             out["beats"].append({"env": env, "best": best, "diffs": diffs, "holds": ok})
         else:
-            excluded.append({"env": env, "missing": [b for b in BASELINES if b not in diffs]})
+            excluded.append({"env": env, "missing": missing})
         if env in DIRECTION_ENVS and diffs:
             top = max(diffs, key=lambda b: diffs[b]["mean_b"])       # the best baseline
             d = diffs[top]

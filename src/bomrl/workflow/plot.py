@@ -192,8 +192,7 @@ def _training_table(groups, envs):
 
     rows = []
     for env in envs:
-        runs = [(label, i) for label, infos in sorted(groups[env].items())
-                for i in sorted(infos, key=lambda i: i["seed"]) if i["metrics"]]
+        runs = _runs_with_metrics(groups[env])
         if not runs:
             continue
         common = min(i["metrics"][-1]["iteration"] for _, i in runs)
@@ -212,16 +211,20 @@ def _training_table(groups, envs):
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
 
 
+def _runs_with_metrics(labels_infos) -> list:
+    """(label, run info) of an env's runs that logged metrics rows, by label then seed."""
+    return [(label, i) for label, infos in sorted(labels_infos.items())
+            for i in sorted(infos, key=lambda i: i["seed"]) if i["metrics"]]
+
+
 def _wall_table(groups, envs):
     """Markdown lines: training wall time, iterations and env steps of every run (last metrics row)."""
     rows = []
     for env in envs:
-        for label, infos in sorted(groups[env].items()):
-            for i in sorted(infos, key=lambda i: i["seed"]):
-                if i["metrics"]:
-                    last = i["metrics"][-1]
-                    rows.append(f"| {env} | {label} | {i['seed']} | {int(last['iteration'])} | "
-                                f"{last.get('env_steps', math.nan):.3g} | {last.get('wall_s', math.nan):.0f} |")
+        for label, i in _runs_with_metrics(groups[env]):
+            last = i["metrics"][-1]
+            rows.append(f"| {env} | {label} | {i['seed']} | {int(last['iteration'])} | "
+                        f"{last.get('env_steps', math.nan):.3g} | {last.get('wall_s', math.nan):.0f} |")
     if not rows:
         return []
     return ["", "| env | method | seed | iterations | env steps | training wall s |", "| --- | --- | --- | --- | --- | --- |", *rows]
