@@ -23,7 +23,7 @@ def _ci(d) -> str:
 
 def _missing(e) -> str:
     """' (E-MAML not measured here)' when an env lacks some baselines, else ''."""
-    return f" ({', '.join(e['missing'])} not measured here)" if e['missing'] else ""
+    return f" ({', '.join(e['missing'])} not measured here)" if e["missing"] else ""
 
 
 def report(verdicts: dict) -> str:
