@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bomrl.cli import main, parse
-from bomrl.errors import ConfigError
+from bomrl.errors import BomrlError, ConfigError
 from bomrl.workflow.config import TrainConfig, build_algo_config, resolve_train_config
 
 
@@ -181,6 +181,30 @@ def test_resume_rules(capsys, tmp_path):
 def test_meta_test_and_plot_values(capsys, tmp_path, argv, fragment):
     argv = [str(tmp_path) if a == "DIR" else a for a in argv]
     _one_line_error(capsys, argv, fragment)
+
+
+def test_resume_refuses_a_run_whose_checkpoints_are_lost(capsys, tmp_path):
+    """A finished run without its checkpoints is not silently re-trained from scratch (which would
+    truncate its metrics.csv); one killed before its first checkpoint may start over."""
+    from bomrl.workflow.train import refuse_if_checkpoints_lost
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"train": {"env": "halfcheetah-vel", "algo": "maml-trpo",
+                                                           "tasks": 2, "seed": 1, "checkpoint_every": 10}}))
+    rows = "iteration,pre_return\n" + "".join(f"{i},{-i}.5\n" for i in range(1, 31))
+    (run / "metrics.csv").write_text(rows)
+    _one_line_error(capsys, ["train", "--resume", str(run), "--iterations", "40"],
+                    "logged 30 iterations", "no checkpoint", "move it aside")
+    assert (run / "metrics.csv").read_text() == rows     # nothing rewritten
+    refuse_if_checkpoints_lost(run, 30)                 # 30 rows, first checkpoint due at 30: may start over
+    with pytest.raises(BomrlError, match="logged 30 iterations"):
+        refuse_if_checkpoints_lost(run, 29)
+    (run / "metrics.csv").write_text("iteration,pre_return\n1,0.5\n")
+    refuse_if_checkpoints_lost(run, 10)
+    (run / "meta_test.json").write_text("{}")          # meta-tested: it was finished
+    with pytest.raises(BomrlError, match="has meta_test.json"):
+        refuse_if_checkpoints_lost(run, 10)
 
 
 def test_config_with_resume_is_refused(tmp_path):

@@ -29,10 +29,11 @@ from bomrl.algos import get_algorithm
 from bomrl.envs import make_sampler
 from bomrl.errors import BomrlError, ConfigError
 from bomrl.utils import atomic_write_json, ensure_out_dir
-from bomrl.workflow.checkpoint import list_checkpoints, load_latest, restore_tree, save_checkpoint
+from bomrl.workflow.checkpoint import (CheckpointError, list_checkpoints, load_latest, restore_tree,
+                                      save_checkpoint)
 from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
                                    config_to_json, resolve_train_config, saved_algo_config)
-from bomrl.workflow.logging import MetricsLogger, ProgressBar
+from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar
 from bomrl.workflow.plugins import import_plugins
 
 __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_sampler", "make_algo",
@@ -85,6 +86,25 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
     return algo_cls(algo_cfg, policy)
 
 
+def refuse_if_checkpoints_lost(run_dir: Path, checkpoint_every: int) -> None:
+    """A run with no checkpoint is started over only if it was killed before its first one. If its
+    metrics.csv logged more than `checkpoint_every` iterations (or it was meta-tested), its
+    checkpoints existed and are gone: starting over would silently replace its logged results, so
+    raise CheckpointError instead."""
+    logged = 0
+    path = Path(run_dir) / CSV_NAME
+    if path.exists():
+        for line in path.read_text().splitlines()[1:]:
+            it = line.split(",", 1)[0]
+            if it.isdigit():
+                logged = max(logged, int(it))
+    meta_tested = sorted(p.name for p in Path(run_dir).glob("meta_test*.json"))
+    if logged > checkpoint_every or meta_tested:
+        what = f"logged {logged} iterations" + (f" and has {meta_tested[0]}" if meta_tested else "")
+        raise CheckpointError(f"{run_dir} {what} but holds no checkpoint (ckpt-*.bomrl deleted or never "
+                              "kept): it cannot be continued; move it aside and train it again with --out")
+
+
 def run(config: TrainConfig) -> dict:
     return train(config)
 
@@ -99,7 +119,9 @@ def train(config: TrainConfig) -> dict:
             raise ConfigError(f"--out={str(run_dir)!r} already holds a run: continue it with "
                               f"--resume {run_dir} or choose another --out")
     ckpt = None
-    if resuming and list_checkpoints(run_dir):   # killed before its first checkpoint: start over
+    if resuming and not list_checkpoints(run_dir):
+        refuse_if_checkpoints_lost(run_dir, cfg.checkpoint_every)   # else killed before its first: start over
+    if resuming and list_checkpoints(run_dir):
         ckpt = load_latest(run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
         if ckpt.iteration >= cfg.iterations:
             print(f"train: {run_dir} already has {ckpt.iteration} of {cfg.iterations} iterations "
