@@ -33,7 +33,7 @@ from bomrl.workflow.checkpoint import (CheckpointError, list_checkpoints, load_l
                                       save_checkpoint)
 from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
                                    config_to_json, resolve_train_config, saved_algo_config)
-from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar
+from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar, read_metrics
 from bomrl.workflow.plugins import import_plugins
 
 __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_sampler", "make_algo",
@@ -91,13 +91,7 @@ def refuse_if_checkpoints_lost(run_dir: Path, checkpoint_every: int) -> None:
     metrics.csv logged more than `checkpoint_every` iterations (or it was meta-tested), its
     checkpoints existed and are gone: starting over would silently replace its logged results, so
     raise CheckpointError instead."""
-    logged = 0
-    path = Path(run_dir) / CSV_NAME
-    if path.exists():
-        for line in path.read_text().splitlines()[1:]:
-            it = line.split(",", 1)[0]
-            if it.isdigit():
-                logged = max(logged, int(it))
+    logged = max((row["iteration"] for row in read_metrics(Path(run_dir) / CSV_NAME)), default=0)
     meta_tested = sorted(p.name for p in Path(run_dir).glob("meta_test*.json"))
     if logged > checkpoint_every or meta_tested:
         what = f"logged {logged} iterations" + (f" and has {meta_tested[0]}" if meta_tested else "")
@@ -121,7 +115,7 @@ def train(config: TrainConfig) -> dict:
     ckpt = None
     if resuming and not list_checkpoints(run_dir):
         refuse_if_checkpoints_lost(run_dir, cfg.checkpoint_every)   # else killed before its first: start over
-    if resuming and list_checkpoints(run_dir):
+    elif resuming:
         ckpt = load_latest(run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
         if ckpt.iteration >= cfg.iterations:
             print(f"train: {run_dir} already has {ckpt.iteration} of {cfg.iterations} iterations "
