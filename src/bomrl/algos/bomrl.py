@@ -8,7 +8,8 @@ Per meta-iteration, for a batch of N tasks:
   4. hypergradient ∇_φ J_τ = −∇²_φθ L · v with (∇²_θθ L + damping) v = g_τ by CG (eq. 8,
      "practical"; or "score": Prop. 2 with the Appendix C estimate of ∇_φ Q from B_τ);
   5. TRPO meta-step along the task mean of the hypergradients, with the KL of the meta-policy
-     measured on the pre-update states B_τ and max KL δ (Algorithm 2, line 7).
+     measured on the pre-update states B_τ and max KL δ (Algorithm 2, line 7; or, with
+     trust_region="post", MAML-TRPO's KL of the adapted policies on the post-update data).
 
 The meta-objective depends on φ only through new data, so TRPO's line search uses the linear model
 gᵀΔ (an explicit surrogate does not exist); only the KL constraint can reject a step.
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm
 from bomrl.algos.data import AdvantageSettings, Data, masked_mean
+from bomrl.algos.maml_trpo import adapted_fisher_vp, kl_of_adapted
 from bomrl.core import DISTANCES, distance_names
 from bomrl.core.hypergradient import bomrl_hypergradient
 from bomrl.core.inner_solver import solve_inner, unrolled_solution
@@ -71,6 +73,15 @@ class BoMrlConfig(TRPOSettings, AdvantageSettings):
     """CG iterations for (∇²_θθ L + damping) v = g (our choice, as TRPO's 10)"""
     hyper_damping: float = 1e-2
     """damping added to ∇²_θθ L in the hypergradient solve (our choice; keeps CG well posed)"""
+    trust_region: Literal["pre", "post"] = "pre"
+    """what the meta-step's KL bound max_kl measures: "pre" = KL(π_φ‖π_p) on the pre-update states
+    (the paper's Algorithm 2, line 7); "post" = the adapted policies' KL(π_θ'(φ)‖π_θ'(p)) on the
+    post-update data, θ'(p) re-solved on the stored batches (MAML-TRPO's constraint)"""
+    inner_q: Literal["standardised", "centred", "raw"] = "standardised"
+    """the Q of eq. (7): the GAE advantage (Monte-Carlo Q minus the linear baseline) as the outer step
+    uses it (standardised per task unless normalize_advantages is off; the MAML family's
+    convention), only centred per task (scale ≈ the returns', as in the paper's released scripts),
+    or raw. The same λ regularises differently under each: compare by the adaptation KL, inner/kl"""
     line_search: Literal["surrogate", "linear"] = "surrogate"
     """TRPO acceptance: "surrogate" = a candidate φ must keep KL ≤ δ AND raise the adapted policies'
     surrogate on the post-update data, re-solving the adaptation on the stored B_τ (as the MAML
@@ -92,6 +103,10 @@ class BoMrlConfig(TRPOSettings, AdvantageSettings):
         check_int("hyper_cg_iters", self.hyper_cg_iters, 1, MAX_COUNT)
         check_nonnegative("hyper_damping", self.hyper_damping)
         check(self.line_search in ("surrogate", "linear"), "line_search", self.line_search, "surrogate or linear")
+        check(self.trust_region in ("pre", "post"), "trust_region", self.trust_region, "pre or post")
+        check(not (self.trust_region == "post" and self.inner_solver == "newton"), "trust_region",
+              self.trust_region, "pre with inner_solver=newton (post differentiates through adam, sgd or armijo)")
+        check(self.inner_q in INNER_Q, "inner_q", self.inner_q, "one of " + ", ".join(INNER_Q))
         super().__post_init__()
 
 
@@ -121,9 +136,22 @@ PRESETS = {
 }
 
 
-def inner_data(data: Data):
-    """The meta-policy's batch as `InnerData` (Q := the advantage estimate, weights = mask)."""
-    return InnerData(data.obs, data.act, data.mask, data.adv, data.adv)
+INNER_Q = ("standardised", "centred", "raw")
+
+
+def inner_data(data: Data, q: str = "standardised"):
+    """The meta-policy's batch [T, ...] as `InnerData` (weights = mask; Q := the advantage estimate,
+    scaled as `BoMrlConfig.inner_q` says: "standardised" = data.adv, "centred" = data.adv_raw minus
+    its per-task mean over valid steps, "raw" = data.adv_raw)."""
+    if q == "standardised":
+        qv = data.adv
+    else:
+        check(data.adv_raw is not None, "inner_q", q, "standardised (this batch has no raw advantages)")
+        qv = data.adv_raw
+        if q == "centred":
+            n = jnp.maximum(jnp.sum(data.mask, axis=(1, 2), keepdims=True), 1.0)
+            qv = (qv - jnp.sum(qv * data.mask, axis=(1, 2), keepdims=True) / n) * data.mask
+    return InnerData(data.obs, data.act, data.mask, qv, qv)
 
 
 def _tree_mean0(tree):
@@ -155,6 +183,10 @@ class BoMrl(MetaAlgorithm):
     def inner_steps(self) -> int:
         return 1   # one-time adaptation: one batch, solved to optimality
 
+    def inner_data(self, data: Data) -> InnerData:
+        """`inner_data` with this configuration's Q scale."""
+        return inner_data(data, self.config.inner_q)
+
     # ---- step 2: within-task solve (vmapped over tasks; φ may differ per task at meta-test) ------
     def solve(self, phi, data):
         """Alg(π_φ, λ, τ) for one task: (θ', diagnostics); data is `InnerData` (with data.logp the
@@ -164,7 +196,7 @@ class BoMrl(MetaAlgorithm):
                            learning_rate=c.inner_lr, backtrack=c.inner_backtrack)
 
     def _adapt(self, params_t, data: Data):
-        return jax.vmap(self.solve)(params_t, inner_data(data))
+        return jax.vmap(self.solve)(params_t, self.inner_data(data))
 
     def _adapt_batched(self, params_t, data):
         return self._adapt_jit(params_t, data)[0]
@@ -197,7 +229,7 @@ class BoMrl(MetaAlgorithm):
                 return bomrl_hypergradient(self.inner_loss, th, phi, d, gg, mode=c.hypergradient, policy=policy,
                                            gamma=c.discount, damping=c.hyper_damping, cg_iters=c.hyper_cg_iters)
 
-        hg, m = jax.vmap(one)(thetas, inner_data(pre), g)
+        hg, m = jax.vmap(one)(thetas, self.inner_data(pre), g)
         metrics = {("hyper/" + k[3:] if k.startswith("cg/") else k): jnp.mean(v) for k, v in m.items()}
         return _tree_mean0(hg), metrics
 
@@ -212,11 +244,33 @@ class BoMrl(MetaAlgorithm):
 
         return kl_fn
 
+    def post_kl(self, phi, pre: Data, post: Data, thetas):
+        """(kl_fn, fvp) of the "post" trust region: kl_fn(p) = mean over tasks and post-update states
+        of KL(π_θ'(φ)(·|s) ‖ π_θ'(p)(·|s)), θ'(p) re-solved on the stored B_τ with the batch's sampling
+        probabilities held at π_φ's (as `post_surrogate`); fvp its Hessian at φ in Gauss-Newton form
+        (MAML-TRPO's `adapted_fisher_vp`, exact there)."""
+        c, policy = self.config, self.policy
+        pre_in = self.sampled_inner_data(phi, pre)
+        # differentiable in p (solve_inner holds φ constant): the same steps as the adaptation
+        theta_fn = lambda p: jax.vmap(lambda d: unrolled_solution(  # noqa: E731
+            self.inner_loss, p, d, steps=c.inner_steps_adam, solver=c.inner_solver, learning_rate=c.inner_lr,
+            backtrack=c.inner_backtrack))(pre_in)
+        dist_old = jax.lax.stop_gradient(jax.vmap(policy.apply)(thetas, post.obs))
+
+        def kl_fn(p):
+            return kl_of_adapted(policy, theta_fn(p), post, dist_old)
+
+        return kl_fn, adapted_fisher_vp(policy, theta_fn, phi, post)
+
     def meta_step(self, phi, pre: Data, post: Data, thetas, grad):
         """Step 5: the TRPO meta-step along `grad` (the task-mean hypergradient): (new φ, trpo/ metrics)."""
         c = self.config
         objective = self.post_surrogate(phi, pre, post, thetas) if c.line_search == "surrogate" else None
-        new_phi, tm = trpo_step(objective, self.pre_kl(phi, pre), phi, grad=grad, **c.trpo_kwargs)
+        if c.trust_region == "post":
+            kl_fn, fvp = self.post_kl(phi, pre, post, thetas)
+        else:
+            kl_fn, fvp = self.pre_kl(phi, pre), None
+        new_phi, tm = trpo_step(objective, kl_fn, phi, grad=grad, fvp_fn=fvp, **c.trpo_kwargs)
         tm["trpo/rejected"] = tm["trpo/ls_iterations"] - tm["trpo/accepted"].astype(tm["trpo/ls_iterations"].dtype)
         return new_phi, tm
 
@@ -229,7 +283,7 @@ class BoMrl(MetaAlgorithm):
         """`inner_data(pre)` with the sampling log-probabilities fixed at π_φ's (constants), so that
         re-solving at another p keeps the ratio's denominator the probability the batch was drawn with."""
         policy = self.policy
-        pre_in = inner_data(pre)
+        pre_in = self.inner_data(pre)
         logp = jax.vmap(lambda d: policy.log_prob(policy.apply(phi, d.obs), d.act))(pre_in)
         return pre_in._replace(logp=jax.lax.stop_gradient(logp))
 

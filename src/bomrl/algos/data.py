@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bomrl.core.advantages import estimate_advantages
+from bomrl.core.advantages import estimate_advantages, normalize_advantages
 from bomrl.limits import check_unit_interval
 
 
@@ -40,6 +40,7 @@ class Data(NamedTuple):
 
     obs  [T, E, H, obs_dim];  act [T, E, H, act_dim] (or [T, E, H] int);  rew, mask, ret, adv [T, E, H]
     ret = discounted reward-to-go, adv = (normalised) GAE advantage; both 0 where mask = 0.
+    adv_raw [T, E, H]: the GAE advantage before any normalisation (None where not computed).
     Loss functions take one task's slice (leading axes [E, H]) and are vmapped over T.
     """
 
@@ -49,6 +50,7 @@ class Data(NamedTuple):
     mask: jax.Array
     ret: jax.Array
     adv: jax.Array
+    adv_raw: jax.Array | None = None
 
 
 def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
@@ -60,5 +62,6 @@ def process_batch(arrays, discount: float, gae_lambda: float, normalize: bool = 
     """(obs, act, rew, mask) [T, E, H, ...] -> Data with returns and advantages (per-task baseline)."""
     obs, act, rew, mask = arrays
     out = estimate_advantages(obs, rew, mask, gamma=discount, gae_lambda=gae_lambda,
-                              baseline="linear", normalize=normalize)
-    return Data(obs, act, rew, mask, out["returns"], out["advantages"])
+                              baseline="linear", normalize=False)
+    adv = jax.vmap(normalize_advantages)(out["advantages"], mask) if normalize else out["advantages"]
+    return Data(obs, act, rew, mask, out["returns"], adv, out["advantages"])

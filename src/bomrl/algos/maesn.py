@@ -224,12 +224,14 @@ class Maesn(MetaAlgorithm):
     @classmethod
     def make_policy(cls, train_cfg, sampler, algo_cfg=None):
         """The latent-conditioned policy of a `bomrl train` run (hook of workflow.train.make_policy)."""
+        from bomrl.core.policies import policy_dtype
+
         c = algo_cfg if algo_cfg is not None else MaesnConfig()
         if sampler.discrete:
             raise ConfigError(f"--algo maesn is invalid for {sampler.family.name}: MAESN's policy is Gaussian "
                               "(continuous actions only)")
         return latent_gaussian_mlp(sampler.obs_dim, sampler.act_dim, c.latent_dim, hidden=tuple(train_cfg.hidden),
-                                   init_std=train_cfg.init_std)
+                                   init_std=train_cfg.init_std, dtype=policy_dtype(getattr(train_cfg, "precision", "float32")))
 
     def __init__(self, config: MaesnConfig, policy):
         c = config

@@ -139,10 +139,12 @@ class RL2(MetaAlgorithm):
     @classmethod
     def make_policy(cls, train_cfg, sampler, algo_cfg=None):
         """The GRU policy of a `bomrl train` run (hook called by workflow.train.make_policy)."""
+        from bomrl.core.policies import policy_dtype
+
         c = algo_cfg if algo_cfg is not None else RL2Config()
         return gru_policy(sampler.obs_dim, sampler.act_dim, hidden=c.hidden_size,
                           episodes_per_trial=c.episodes_per_trial, discrete=sampler.discrete,
-                          init_std=train_cfg.init_std)
+                          init_std=train_cfg.init_std, dtype=policy_dtype(getattr(train_cfg, "precision", "float32")))
 
     def __init__(self, config: RL2Config, policy):
         c = config

@@ -21,6 +21,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from bomrl.errors import check_choice
+
 Params = Any
 
 
@@ -34,6 +36,16 @@ class Policy(NamedTuple):
     obs_dim: int
     act_dim: int
     discrete: bool
+
+
+def policy_dtype(precision: str = "float32"):
+    """The parameter dtype of a run's `precision` ("float32" or "float64"); float64 turns on
+    jax_enable_x64 (process-wide, before the policy is built)."""
+    check_choice("precision", precision, ("float32", "float64"))
+    if precision == "float64":
+        jax.config.update("jax_enable_x64", True)
+        return jnp.float64
+    return jnp.float32
 
 
 def _mlp_init(key, sizes, dtype):

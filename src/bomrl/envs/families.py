@@ -270,4 +270,5 @@ def get_family(name: str | TaskFamily, **kwargs: Any) -> TaskFamily:
     family = FAMILIES.get(name)(**kwargs)
     if not isinstance(family, TaskFamily):
         raise ConfigError(f"the factory registered as {name!r} returned {type(family).__name__}, not a TaskFamily")
+    family.registered_name = name   # what the user asked for (--env), for messages
     return family

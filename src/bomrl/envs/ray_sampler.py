@@ -37,7 +37,8 @@ import warnings
 
 import numpy as np
 
-from bomrl.envs.sampler import Sampler, _first_float_dtype, _make_act_fn, assemble, rollout, shard_slices
+from bomrl.envs.sampler import (Sampler, _first_float_dtype, _make_act_fn, assemble, check_finite, family_label,
+                                rollout, shard_slices)
 from bomrl.errors import BomrlError, ConfigError
 
 START_TIMEOUT = 180.0  # seconds for all actors to be up (imports + environment construction)
@@ -291,6 +292,7 @@ class RaySampler(Sampler):
         arrays = [np.concatenate([part[j] for part in parts]) for j in range(4)]
         policy_seconds = max(part[4] for part in parts)
         env_seconds = max(part[5] for part in parts)
+        check_finite(arrays[0], arrays[2], arrays[3], family_label(self.family), tasks)
         return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
 
 

@@ -342,6 +342,33 @@ def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, 
     return obs_buf, act_buf, rew_buf, mask, policy_seconds, env_seconds
 
 
+def family_label(family) -> str:
+    """The name a user knows a family by: the one it was registered (and asked for) under."""
+    return getattr(family, "registered_name", None) or family.name
+
+
+class NonFiniteError(BomrlError):
+    """A task family returned a NaN or infinite observation or reward."""
+
+
+def check_finite(obs, rew, mask, family_name: str, tasks) -> None:
+    """Raise NonFiniteError naming the family, task, episode and step of the first NaN/inf
+    observation or reward among the valid steps. obs [T, E, H, D], rew and mask [T, E, H]."""
+    valid = np.asarray(mask) > 0
+    bad_rew = valid & ~np.isfinite(rew)
+    bad_obs = valid & ~np.isfinite(obs).all(axis=-1) if np.issubdtype(np.asarray(obs).dtype, np.floating) \
+        else np.zeros_like(valid)
+    if not (bad_rew.any() or bad_obs.any()):
+        return
+    bad = bad_rew | bad_obs
+    t, e, h = (int(i) for i in np.argwhere(bad)[np.argmin(np.argwhere(bad)[:, 2])])   # earliest step
+    what = "observation" if bad_obs[t, e, h] else "reward"
+    value = rew[t, e, h] if what == "reward" else obs[t, e, h][~np.isfinite(obs[t, e, h])][0]
+    raise NonFiniteError(f"task family {family_name!r} returned a non-finite {what} ({value}) at step {h} of "
+                         f"episode {e} of task {t} (task parameters {np.asarray(tasks)[t].tolist()}): "
+                         "fix the environment or its reward; training stopped")
+
+
 def assemble(obs, act, rew, mask, dtype, t_start: float, policy_seconds: float,
              env_seconds: float) -> tuple[Batch, SampleStats]:
     """Batch and SampleStats from rollout arrays [T, E, H, ...] (rew and mask float64)."""
@@ -498,6 +525,19 @@ class Sampler:
         seeds = self.reset_seeds(self.iteration)
         self.iteration += 1
         spaces = (self.obs_dim, self.act_dim, self.low, self.high, self.discrete)
+        try:
+            arrays, policy_seconds, env_seconds = self._rollout(policy, params, tasks, seeds, key, spaces)
+        except BomrlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a task family's own code failed: name it, one line
+            if os.environ.get("BOMRL_TRACEBACK") or "KeyboardInterrupt" in repr(exc):
+                raise
+            raise BomrlError(f"sampling from task family {family_label(self.family)!r} failed: {type(exc).__name__}: "
+                             f"{exc} (set BOMRL_TRACEBACK=1 for the traceback)") from exc
+        check_finite(arrays[0], arrays[2], arrays[3], family_label(self.family), tasks)
+        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
+
+    def _rollout(self, policy, params, tasks, seeds, key, spaces):
         if self.jax_native:
             *arrays, policy_seconds, env_seconds = self._scan_rollout(policy, params, tasks, seeds, key)
         elif getattr(policy, "recurrent", False):
@@ -508,7 +548,7 @@ class Sampler:
             *arrays, policy_seconds, env_seconds = rollout(
                 self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
                 self.horizon, spaces, self.dtype, self.family.action_scale)
-        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
+        return arrays, policy_seconds, env_seconds
 
 
 def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizon: int | None = None,

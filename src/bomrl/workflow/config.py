@@ -82,6 +82,9 @@ class TrainConfig:
     """Sampler threads/processes (0: one per CPU core)."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the tanh Gaussian MLP policy."""
+    precision: Literal["float32", "float64"] = "float32"
+    """Arithmetic of the learning core: float32 (fast) or float64 (numbers that agree across CPU
+    kinds to many digits, for exact comparisons; ≈ 2× slower). Fixed for the run's life."""
     init_std: float = 1.0
     """Initial standard deviation of the Gaussian policy."""
     preset: Optional[str] = None

@@ -8,7 +8,8 @@ Wall-clock columns are `wall_s` and `time/*`; all other columns are deterministi
 
 Each row is appended and flushed as soon as the iteration ends. On resume from a checkpoint at
 iteration k, rows after k (written by the interrupted run after its last checkpoint) and a torn
-last line are dropped first, so the file ends up as if the run had never stopped.
+last line are dropped first, so the file ends up as if the run had never stopped; if rows 1..k are
+not all there (a file cut short, deleted or edited), the resume is refused (MetricsGapError).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from bomrl.errors import BomrlError
 from bomrl.utils import atomic_write_bytes
 
 HEAD = ("iteration", "pre_return", "post_return", "env_steps", "wall_s")
@@ -46,12 +48,42 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
+class MetricsGapError(BomrlError):
+    """metrics.csv does not hold one row per iteration up to the checkpoint being resumed."""
+
+
+def check_rows(path: Path, iterations: list[int], start_iteration: int) -> None:
+    """Refuse (MetricsGapError, one line) unless `iterations` are exactly 1..start_iteration."""
+    if iterations == list(range(1, start_iteration + 1)):
+        return
+    have = set(iterations)
+    missing = [i for i in range(1, start_iteration + 1) if i not in have]
+    what = (f"rows for iterations {_ranges(missing)} are missing" if missing
+            else f"its rows are out of order or repeated ({len(iterations)} rows)")
+    raise MetricsGapError(f"{path} does not match the checkpoint at iteration {start_iteration}: {what}; restore "
+                          "the file (e.g. from version control) to continue, or train the run again")
+
+
+def _ranges(xs: list[int]) -> str:
+    out, start = [], None
+    for i, x in enumerate(xs):
+        if start is None:
+            start = x
+        if i + 1 == len(xs) or xs[i + 1] != x + 1:
+            out.append(f"{start}" if start == x else f"{start}-{x}")
+            start = None
+    return ", ".join(out)
+
+
 class MetricsLogger:
     """Appends iteration rows to DIR/metrics.csv and (optionally) TensorBoard DIR/tb."""
 
     def __init__(self, run_dir: Path, start_iteration: int = 0, tensorboard: bool = True):
         self.path = Path(run_dir) / CSV_NAME
         self.columns: list[str] | None = None
+        if start_iteration > 0 and not self.path.exists():
+            raise MetricsGapError(f"{self.path} is missing but the checkpoint is at iteration {start_iteration}: "
+                                  "its rows would be lost; restore the file (e.g. from version control) to continue")
         if self.path.exists():
             # keep rows up to the checkpoint, rewrite atomically (drops a torn last line as well)
             text = self.path.read_text()
@@ -65,7 +97,10 @@ class MetricsLogger:
                     it = line.split(",", 1)[0]
                     if it.isdigit() and int(it) <= start_iteration:
                         keep.append(line)
+                check_rows(self.path, [int(ln.split(",", 1)[0]) for ln in keep[1:]], start_iteration)
                 atomic_write_bytes(self.path, "".join(keep).encode())
+            elif start_iteration > 0:
+                check_rows(self.path, [], start_iteration)
         self._file = open(self.path, "a", newline="")
         self._tb = None
         if tensorboard:

@@ -11,14 +11,19 @@ i · SAMPLER_CALL_STRIDE before the iteration. A run resumed from the checkpoint
 therefore produces exactly the metrics of an uninterrupted run (wall-clock columns aside).
 
 Run directory: config.json (full config, algorithm hyper-parameters included), metrics.csv,
-tb/ (TensorBoard), ckpt-NNNNNN.bomrl (the last two checkpoints).
+tb/ (TensorBoard), ckpt-NNNNNN.bomrl (the last two checkpoints), .lock (held by the one process
+writing the directory; a second `train` on it is refused, bomrl.workflow.runlock). SIGTERM is
+handled like Ctrl-C: the completed iterations are checkpointed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, 
                                    config_to_json, resolve_train_config, saved_algo_config)
 from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar, read_metrics
 from bomrl.workflow.plugins import import_plugins
+from bomrl.workflow.runlock import RunLock
 
 __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_sampler", "make_algo",
            "SAMPLER_CALL_STRIDE"]
@@ -46,8 +52,9 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
     """The run's policy: the algorithm's own (classmethod `make_policy(cfg, sampler, algo_cfg)`,
     e.g. RL²'s GRU policy) if it has one, else the Gaussian / categorical MLP of --hidden."""
     from bomrl.algos import get_algorithm
-    from bomrl.core.policies import gaussian_mlp
+    from bomrl.core.policies import gaussian_mlp, policy_dtype
 
+    dtype = policy_dtype(cfg.precision)
     algo_cls, _ = get_algorithm(cfg.algo)
     if hasattr(algo_cls, "make_policy"):
         return algo_cls.make_policy(cfg, sampler, algo_cfg)
@@ -55,8 +62,11 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
     if sampler.discrete:
         from bomrl.core.policies import categorical_mlp
 
-        return categorical_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden))
-    return gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), init_std=cfg.init_std)
+        return categorical_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), dtype=dtype)
+    return gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
+                        dtype=dtype)
+
+
 
 
 def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
@@ -86,6 +96,33 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
     return algo_cls(algo_cfg, policy)
 
 
+# the run settings that change its numbers (the others: iterations, output, logging, sampler backend
+# and workers, whose results are identical by test)
+NUMBER_SETTINGS = ("env", "algo", "seed", "tasks", "episodes", "horizon", "action_scale", "hidden", "init_std",
+                   "precision")
+
+
+def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
+    """{setting: value} of everything that changes a run's numbers (JSON types), recorded in each
+    checkpoint and compared on resume: NUMBER_SETTINGS and every algorithm setting (algo_config.*)."""
+    out = {name: getattr(cfg, name) for name in NUMBER_SETTINGS}
+    out.update({f"algo_config.{k}": v for k, v in dataclasses.asdict(algo_cfg).items()})
+    return json.loads(json.dumps(out))
+
+
+def check_settings(ckpt, settings: dict) -> None:
+    """Refuse (one line, naming the setting and both values) to continue a checkpoint under other
+    settings. Checkpoints written before settings were recorded are not checked."""
+    saved = ckpt.meta.get("settings")
+    if saved is None:
+        return
+    for name in sorted(set(saved) | set(settings)):
+        if name in saved and name in settings and saved[name] != settings[name]:
+            raise BomrlError(f"checkpoint {ckpt.path} was trained with {name}={saved[name]!r} but the run's "
+                             f"config now says {settings[name]!r}: a resumed run keeps its settings (edit "
+                             "config.json back, or start a new run with --out)")
+
+
 def refuse_if_checkpoints_lost(run_dir: Path, checkpoint_every: int) -> None:
     """A run with no checkpoint is started over only if it was killed before its first one. If its
     metrics.csv logged more than `checkpoint_every` iterations (or it was meta-tested), its
@@ -109,6 +146,31 @@ def train(config: TrainConfig) -> dict:
     algo_cfg = build_algo_config(cfg, algo_extra)           # algorithm values validated here
     if not resuming:
         run_dir = ensure_out_dir(run_dir)
+    # one writer per run directory, from before the first read to the process's end
+    with RunLock(run_dir), terminate_as_interrupt():
+        return _train(cfg, algo_cfg, run_dir, resuming)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM (sent by `timeout`, job schedulers, `kill`) handled like Ctrl-C: the completed
+    iterations are checkpointed before the process ends (main thread only; restored after)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
+    if not resuming:
         if (run_dir / CONFIG_NAME).exists() or list_checkpoints(run_dir):
             raise ConfigError(f"--out={str(run_dir)!r} already holds a run: continue it with "
                               f"--resume {run_dir} or choose another --out")
@@ -134,11 +196,13 @@ def train(config: TrainConfig) -> dict:
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))
         start, wall, env_steps = 0, 0.0, 0.0
+        settings = number_settings(cfg, algo_cfg)
         if ckpt is not None:
             for name in ("env", "algo", "seed"):
                 if ckpt.meta.get(name) != getattr(cfg, name):
                     raise BomrlError(f"checkpoint {ckpt.path} is from another run "
                                      f"({name}={ckpt.meta.get(name)!r}, config says {getattr(cfg, name)!r})")
+            check_settings(ckpt, settings)
             state = restore_tree(state, ckpt)
             start, wall, env_steps = ckpt.iteration, float(ckpt.meta["wall_s"]), float(ckpt.meta["env_steps"])
         logger = MetricsLogger(run_dir, start, tensorboard=cfg.tensorboard)
@@ -150,7 +214,7 @@ def train(config: TrainConfig) -> dict:
             logger.flush()   # rows up to the checkpoint are on disk before it exists
             save_checkpoint(run_dir, done, jax.tree_util.tree_leaves(state),
                             {"env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "wall_s": wall,
-                             "env_steps": env_steps, "sampler_calls": sampler.iteration})
+                             "env_steps": env_steps, "sampler_calls": sampler.iteration, "settings": settings})
             saved = done
 
         for it in range(start, cfg.iterations):
@@ -173,6 +237,11 @@ def train(config: TrainConfig) -> dict:
                 checkpoint()
     except Exception as exc:  # noqa: BLE001
         if not _is_interrupt(exc):
+            if done > saved and logger is not None:   # keep the completed iterations (e.g. a NaN stop)
+                checkpoint()
+            elif done == 0 and not resuming:          # a failed start leaves nothing that blocks a retry
+                _remove_failed_start(run_dir, logger)
+                logger = None
             raise
         # Ctrl-C inside a jitted host callback (jax.debug.callback) arrives wrapped by the runtime
         _save_on_interrupt(done > saved and logger is not None, checkpoint, done, run_dir)
@@ -193,6 +262,18 @@ def train(config: TrainConfig) -> dict:
     print(f"train: {cfg.algo} on {cfg.env}: {cfg.iterations} iterations, post-adaptation return "
           f"{row.get('post_return', float('nan')):.2f}, {wall:.1f} s of training -> {run_dir}", file=sys.stderr)
     return summary
+
+
+def _remove_failed_start(run_dir: Path, logger) -> None:
+    """Undo a new run that failed before its first iteration: its config.json, metrics.csv and tb/
+    (so the same command can be retried). The lock file stays; it blocks nothing once released."""
+    import shutil
+
+    if logger is not None:
+        logger.close()
+    for name in (CONFIG_NAME, CSV_NAME):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "tb", ignore_errors=True)
 
 
 def _is_interrupt(exc: BaseException) -> bool:

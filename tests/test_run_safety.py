@@ -1,0 +1,217 @@
+"""A run directory cannot lose data: one writer per directory (real processes), SIGTERM saves like
+Ctrl-C, resume checks metrics.csv and the settings against the checkpoint, a task family's NaN or
+exception stops training in one line with nothing lost or left behind, files follow the umask."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bomrl.cli import main
+from bomrl.envs import register_family
+from bomrl.envs.locomotion import HalfCheetahFamily
+from bomrl.workflow.checkpoint import list_checkpoints
+from bomrl.workflow.logging import read_metrics
+
+pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
+
+TINY = ["--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers", "1",
+        "--no-progress", "--no-tensorboard", "--algo", "maml-trpo", "--seed", "3"]
+
+
+def _env(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax-cache"),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    env.pop("JAX_ENABLE_X64", None)
+    return env
+
+
+def _start(tmp_path, out, iterations=100000):
+    cmd = [sys.executable, "-m", "bomrl.cli", "train", *TINY, "--iterations", str(iterations),
+           "--checkpoint-every", "1000", "--out", str(out)]
+    return subprocess.Popen(cmd, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_rows(proc, out, n, timeout=600):
+    deadline = time.monotonic() + timeout
+    while len(read_metrics(out / "metrics.csv")) < n:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_second_writer_and_live_resume_are_refused_and_sigterm_saves(tmp_path, capsys):
+    out = tmp_path / "run"
+    live = _start(tmp_path, out)
+    try:
+        _wait_rows(live, out, 2)
+        before = (out / "metrics.csv").read_bytes()
+        # a second `train` on the same directory, and --resume of the live run: one line, the PID
+        assert main(["train", *TINY, "--iterations", "3", "--out", str(out)]) == 2
+        assert main(["train", "--resume", str(out), "--iterations", "5"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 2 and all(f"in use by process {live.pid}" in line for line in err), err
+        assert (out / "metrics.csv").read_bytes()[:len(before)] == before   # untouched, still growing
+        # SIGTERM (timeout, job schedulers) keeps the completed iterations, as Ctrl-C does
+        live.send_signal(signal.SIGTERM)
+        assert live.wait(timeout=120) == 130
+    finally:
+        live.kill()
+        live.stderr.close()
+    (done, _), = list_checkpoints(out)
+    rows = read_metrics(out / "metrics.csv")
+    assert done >= 2 and [r["iteration"] for r in rows] == list(range(1, done + 1))
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
+    out = tmp_path / "run"
+    proc = _start(tmp_path, out, iterations=2)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    proc.stderr.close()
+    proc = _start(tmp_path, out.parent / "other", iterations=100000)
+    _wait_rows(proc, out.parent / "other", 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    assert (out.parent / "other" / ".lock").exists()   # the file stays; the lock died with the process
+    assert main(["train", "--resume", str(out), "--iterations", "3"]) == 0
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fin") / "run"
+    assert main(["train", *TINY, "--iterations", "4", "--checkpoint-every", "2", "--out", str(out)]) == 0
+    return out
+
+
+def _copy(run, dest):
+    import shutil
+
+    shutil.copytree(run, dest)
+    return dest
+
+
+def test_resume_refuses_a_metrics_gap_and_a_missing_file(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "cut")
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    (run / "metrics.csv").write_text("".join(lines[:3]))          # header + iterations 1, 2
+    cut = (run / "metrics.csv").read_bytes()
+    assert main(["train", "--resume", str(run), "--iterations", "6"]) == 2
+    err = capsys.readouterr().err
+    assert "rows for iterations 3-4 are missing" in err and err.count("\n") == 1
+    assert (run / "metrics.csv").read_bytes() == cut and max(i for i, _ in list_checkpoints(run)) == 4
+    (run / "metrics.csv").unlink()
+    assert main(["train", "--resume", str(run), "--iterations", "6"]) == 2
+    assert "metrics.csv is missing" in capsys.readouterr().err
+    assert not (run / "metrics.csv").exists()
+
+
+def test_resume_refuses_an_edited_setting(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "edited")
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["train"]["tasks"] = 3
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--resume", str(run), "--iterations", "6"]) == 2
+    err = capsys.readouterr().err
+    assert "tasks=2" in err and "now says 3" in err and err.count("\n") == 1
+    cfg["train"]["tasks"] = 2
+    cfg["algo_config"]["max_kl"] = 0.02
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--resume", str(run), "--iterations", "6"]) == 2
+    assert "algo_config.max_kl=0.01" in capsys.readouterr().err
+    assert len(read_metrics(run / "metrics.csv")) == 4
+
+
+class _BadStepper:
+    """Wraps a stepper: from step call `at` on, env 0's reward (or observation) is NaN, or it raises."""
+
+    def __init__(self, inner, at, how):
+        self.inner, self.at, self.how, self.n = inner, at, how, 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def reset(self, tasks, seeds):
+        return self.inner.reset(tasks, seeds)
+
+    def step(self, actions, active):
+        self.n += 1
+        obs, rew, term = self.inner.step(actions, active)
+        if self.n >= self.at:
+            if self.how == "raise":
+                raise RuntimeError("the simulator broke")
+            if self.how == "reward":
+                rew = np.array(rew, float)
+                rew[0] = np.nan
+            else:
+                obs = np.array(obs, float)
+                obs[0, 1] = np.inf
+        return obs, rew, term
+
+    def close(self):
+        self.inner.close()
+
+
+class BadCheetah(HalfCheetahFamily):
+    def __init__(self, at=25, how="reward"):
+        super().__init__("vel", 200)
+        self.at, self.how = at, how
+
+    def make_stepper(self, num_envs, num_threads=1):
+        return _BadStepper(super().make_stepper(num_envs, num_threads), self.at, self.how)
+
+    def __reduce__(self):
+        return (BadCheetah, (self.at, self.how))
+
+
+register_family("test-nan-reward", lambda: BadCheetah(25, "reward"), overwrite=True)
+register_family("test-inf-obs", lambda: BadCheetah(25, "obs"), overwrite=True)
+register_family("test-raises-at-start", lambda: BadCheetah(1, "raise"), overwrite=True)
+
+
+# step call 25 returns the reward of step 4 and the observation of step 5 of iteration 2's first round
+@pytest.mark.parametrize("env,what", [("test-nan-reward", "non-finite reward (nan) at step 4 of"),
+                                      ("test-inf-obs", "non-finite observation (inf) at step 5 of")])
+def test_non_finite_values_stop_training_in_one_line_and_keep_the_completed_iterations(tmp_path, capfd, env,
+                                                                                        what):
+    out = tmp_path / "run"
+    # 10 step calls per sampling round, 2 rounds per iteration: call 25 is in iteration 2
+    argv = ["train", *TINY, "--env", env, "--iterations", "5", "--checkpoint-every", "100", "--out", str(out)]
+    assert main(argv) == 2
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and what in lines[0] and f"task family {env!r}" in lines[0], err
+    assert "of episode 0 of task 0" in lines[0]
+    (done, _), = list_checkpoints(out)          # iteration 1 completed: saved, resumable
+    assert done == 1 and [r["iteration"] for r in read_metrics(out / "metrics.csv")] == [1]
+
+
+def test_a_family_that_raises_at_start_leaves_nothing_that_blocks_a_retry(tmp_path, capfd):
+    out = tmp_path / "run"
+    argv = ["train", *TINY, "--env", "test-raises-at-start", "--iterations", "2", "--out", str(out)]
+    assert main(argv) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.count("\n") == 0 and "RuntimeError: the simulator broke" in err, err
+    assert not (out / "config.json").exists() and not (out / "metrics.csv").exists()
+    assert main(argv) == 2                      # the same command is tried again, not "already holds a run"
+    assert "the simulator broke" in capfd.readouterr().err
+
+
+def test_written_files_follow_the_umask(finished_run):
+    for name in ("config.json", "metrics.csv"):
+        mode = (finished_run / name).stat().st_mode & 0o777
+        assert mode == 0o666 & ~_umask(), (name, oct(mode))
+    for _, path in list_checkpoints(finished_run):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask():
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
