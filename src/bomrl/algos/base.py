@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bomrl.algos.data import Data, process_batch
+from bomrl.algos.data import Data, masked_mean, process_batch
 from bomrl.core.policies import Policy
 from bomrl.errors import check
 
@@ -129,23 +129,38 @@ class MetaAlgorithm:
         (adapted) policies; nothing is re-used across steps.
 
         Returns a dict: `returns` [steps + 1] mean episode return after 0..steps adaptations,
-        `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn.
+        `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn, `adapt_kl` [steps]
+        the size of each adaptation: mean over tasks and the states it adapted on of
+        KL(π_before(·|s) ‖ π_after(·|s)).
         """
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         timer = _Timer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         params_t = broadcast_tasks(state.params, num_tasks)
         keys = jax.random.split(key, steps + 1)
-        means, per_task, env_steps = [], [], 0
+        means, per_task, env_steps, kls = [], [], 0, []
         for j in range(steps + 1):
             data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer, per_task=True)
             means.append(float(np.mean(ret)))
             per_task.append(ret)
             env_steps += n
             if j < steps:
-                params_t = self._adapt_batched(params_t, data)
+                before, params_t = params_t, self._adapt_batched(params_t, data)
+                kls.append(float(self._adaptation_kl(before, params_t, data)))
         return {"returns": np.asarray(means), "task_returns": np.stack(per_task),
-                "env_steps": env_steps}
+                "env_steps": env_steps, "adapt_kl": np.asarray(kls)}
+
+    def _adaptation_kl(self, before_t, after_t, data: Data):
+        """Mean over tasks of the masked mean KL(π_before(·|s) ‖ π_after(·|s)) on data's states."""
+        if not hasattr(self, "_kl_jit"):
+            policy = self.policy
+
+            def kl(b, a, obs, mask):
+                per = policy.kl(jax.vmap(policy.apply)(b, obs), jax.vmap(policy.apply)(a, obs))
+                return jnp.mean(jax.vmap(masked_mean)(per, mask))
+
+            self._kl_jit = jax.jit(kl)
+        return self._kl_jit(before_t, after_t, data.obs, data.mask)
 
     # ---- hooks ------------------------------------------------------------------------------
     @property

@@ -74,6 +74,7 @@ def run(config: MetaTestConfig) -> dict:
         "adapt_steps": config.adapt_steps, "iteration": ckpt.iteration, "episodes": cfg.episodes,
         "horizon": cfg.horizon, "env_steps": int(res["env_steps"]), "seed": seed,
         "run_dir": str(config.run_dir),
+        **({"adapt_kl": [float(k) for k in res["adapt_kl"]]} if "adapt_kl" in res else {}),
     }
     atomic_write_json(out, result)
     steps = "  ".join(f"{r:.2f}±{s:.2f}" for r, s in zip(result["returns"], result["stderr"]))
