@@ -20,8 +20,12 @@ from bomrl.workflow.logging import read_metrics
 
 pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
 
-TINY = ["--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers", "1",
-        "--no-progress", "--no-tensorboard", "--algo", "maml-trpo", "--seed", "3"]
+TINY = ["--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers", "1", "--no-progress",
+        "--no-tensorboard", "--seed", "3"]
+
+
+def tiny(env="halfcheetah-vel", algo="maml-trpo"):
+    return [*TINY, "--env", env, "--algo", algo]
 
 
 def _env(tmp_path):
@@ -32,7 +36,7 @@ def _env(tmp_path):
 
 
 def _start(tmp_path, out, iterations=100000):
-    cmd = [sys.executable, "-m", "bomrl.cli", "train", *TINY, "--iterations", str(iterations),
+    cmd = [sys.executable, "-m", "bomrl.cli", "train", *tiny(), "--iterations", str(iterations),
            "--checkpoint-every", "1000", "--out", str(out)]
     return subprocess.Popen(cmd, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -53,7 +57,7 @@ def test_second_writer_and_live_resume_are_refused_and_sigterm_saves(tmp_path, c
         _wait_rows(live, out, 2)
         before = (out / "metrics.csv").read_bytes()
         # a second `train` on the same directory, and --resume of the live run: one line, the PID
-        assert main(["train", *TINY, "--iterations", "3", "--out", str(out)]) == 2
+        assert main(["train", *tiny(), "--iterations", "3", "--out", str(out)]) == 2
         assert main(["train", "--resume", str(out), "--iterations", "5"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 2 and all(f"in use by process {live.pid}" in line for line in err), err
@@ -86,7 +90,7 @@ def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fin") / "run"
-    assert main(["train", *TINY, "--iterations", "4", "--checkpoint-every", "2", "--out", str(out)]) == 0
+    assert main(["train", *tiny(), "--iterations", "4", "--checkpoint-every", "2", "--out", str(out)]) == 0
     return out
 
 
@@ -182,7 +186,7 @@ def test_non_finite_values_stop_training_in_one_line_and_keep_the_completed_iter
                                                                                         what):
     out = tmp_path / "run"
     # 10 step calls per sampling round, 2 rounds per iteration: call 25 is in iteration 2
-    argv = ["train", *TINY, "--env", env, "--iterations", "5", "--checkpoint-every", "100", "--out", str(out)]
+    argv = ["train", *tiny(env), "--iterations", "5", "--checkpoint-every", "100", "--out", str(out)]
     assert main(argv) == 2
     err = capfd.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -194,7 +198,7 @@ def test_non_finite_values_stop_training_in_one_line_and_keep_the_completed_iter
 
 def test_a_family_that_raises_at_start_leaves_nothing_that_blocks_a_retry(tmp_path, capfd):
     out = tmp_path / "run"
-    argv = ["train", *TINY, "--env", "test-raises-at-start", "--iterations", "2", "--out", str(out)]
+    argv = ["train", *tiny("test-raises-at-start"), "--iterations", "2", "--out", str(out)]
     assert main(argv) == 2
     err = capfd.readouterr().err.strip()
     assert err.count("\n") == 0 and "RuntimeError: the simulator broke" in err, err
@@ -215,3 +219,97 @@ def _umask():
     m = os.umask(0o022)
     os.umask(m)
     return m
+
+
+def _one_error_line(capsys_or_fd) -> str:
+    err = capsys_or_fd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("bomrl: error: "), err
+    return lines[0]
+
+
+def test_flags_on_resume_are_checked_not_ignored(finished_run, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path / "r")
+    # a flag equal to the built-in default is still a flag: refused when it differs from the run's
+    assert main(["train", "--resume", str(run), "--tasks", "40", "--iterations", "5"]) == 2
+    assert "--tasks=40 is invalid with --resume: the run was started with 2" in _one_error_line(capsys)
+    assert main(["train", "--resume", str(run), "--out", str(tmp_path / "elsewhere"), "--iterations", "5"]) == 2
+    assert "is invalid with --resume: the run continues in" in _one_error_line(capsys)
+    assert not (tmp_path / "elsewhere").exists()
+    # a value equal to the run's is accepted (tasks, seed, out)
+    assert main(["train", "--resume", str(run), "--tasks", "2", "--seed", "3", "--out", str(run),
+                 "--iterations", "5"]) == 0
+    assert [r["iteration"] for r in read_metrics(run / "metrics.csv")] == [1, 2, 3, 4, 5]
+
+
+def test_lam_on_resume_compares_with_what_the_run_uses(tmp_path, capsys):
+    out = tmp_path / "b"
+    base = ["train", *tiny(algo="bomrl"), "--iterations", "1"]
+    assert main([*base, "--set", "inner_steps_adam=1", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--lam", "0.5", "--iterations", "2"]) == 0   # the default it uses
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--lam", "0.7", "--iterations", "3"]) == 2
+    assert "the run was started with 0.5" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["--iterations", "3", "--iterations", "4"], "--iterations is given twice (--iterations 3 and --iterations 4)"),
+    (["--progress"], "is given twice (--no-progress and --progress)"),
+    (["--set", "max_kl=0.02", "max_kl=0.03"], "--set names 'max_kl' twice"),
+])
+def test_repeated_options_are_refused(argv, expect, tmp_path, capsys):
+    assert main(["train", *tiny(), *argv, "--out", str(tmp_path / "x")]) == 2
+    assert expect in _one_error_line(capsys)
+    assert not (tmp_path / "x").exists()
+
+
+def test_repeated_set_flags_merge(tmp_path):
+    out = tmp_path / "m"
+    assert main(["train", *tiny(), "--iterations", "1", "--set", "max_kl=0.02", "--set", "ls_steps=7",
+                 "--out", str(out)]) == 0
+    algo = json.loads((out / "config.json").read_text())["algo_config"]
+    assert algo["max_kl"] == 0.02 and algo["ls_steps"] == 7
+
+
+def test_messages_name_the_source(tmp_path, capsys, monkeypatch):
+    toml = tmp_path / "c.toml"
+    toml.write_text('lam = nan\nalgo = "bomrl"\n')
+    assert main(["train", "--config", str(toml)]) == 2
+    assert f"lam = nan (in {toml}) is invalid" in _one_error_line(capsys)
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text("x: 1\n")
+    assert main(["train", "--config", str(yaml)]) == 2
+    line = _one_error_line(capsys)
+    assert "must end in .json or .toml" in line and "YAML" not in line
+    assert main(["train", *tiny(), "--set", "ls_steps=1.5"]) == 2
+    assert "must be an integer" in _one_error_line(capsys)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "plugin_exits.py").write_text("import sys\nsys.exit(3)\n")
+    (tmp_path / "plugin_raises.py").write_text("raise ValueError('bad plugin')\n")
+    assert main(["train", "--plugins", "plugin_exits"]) == 2
+    assert "called sys.exit(3) on import" in _one_error_line(capsys)
+    assert main(["train", "--plugins", "plugin_raises"]) == 2
+    assert "raised on import (ValueError: bad plugin)" in _one_error_line(capsys)
+
+
+def test_output_locations_are_checked_before_work(finished_run, tmp_path, capsys):
+    assert main(["meta-test", str(finished_run), "--tasks", "2", "--out", str(tmp_path)]) == 2
+    assert "must be a file, not a directory" in _one_error_line(capsys)
+    assert main(["meta-test", str(finished_run), "--tasks", "2", "--out", str(tmp_path / "no" / "x.json")]) == 2
+    _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("damage,expect", [
+    (lambda r: (r / "metrics.csv").write_text((r / "metrics.csv").read_text() + "5,abc"
+                                              + (r / "metrics.csv").read_text().splitlines()[-1][3:] + "\n"),
+     "line 6"),
+    (lambda r: (r / "metrics.csv").write_text((r / "metrics.csv").read_text()
+                                              + (r / "metrics.csv").read_text().splitlines()[0] + "\n"), "line 6"),
+    (lambda r: (r / "meta_test.json").write_text('{"returns": [1, 2'), "meta_test.json cannot be read"),
+    (lambda r: (r / "config.json").write_text(""), "config.json cannot be read"),
+])
+def test_plot_reports_malformed_files_in_one_line(finished_run, tmp_path, capsys, damage, expect):
+    run = _copy(finished_run, tmp_path / "runs" / "r")
+    damage(run)
+    assert main(["plot", str(run), "--out", str(tmp_path / "plots")]) == 2
+    assert expect in _one_error_line(capsys)

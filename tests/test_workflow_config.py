@@ -35,7 +35,7 @@ def _one_line_error(capsys, argv, *fragments):
     (["--distance", "hellinger"], ["--distance='hellinger'", "d1, d2, d3, kl, rkl, euclid"]),
     (["--algo", "reptile"], ["--algo='reptile'", "bomrl, maml-trpo, promp, emaml"]),
     (["--lam", "inf"], ["--lam=inf", "finite"]),
-    (["--plugins", "no_such_plugin_xyz"], ["no_such_plugin_xyz", "cannot be imported"]),
+    (["--plugins", "no_such_plugin_xyz"], ["no_such_plugin_xyz", "is not found"]),
 ])
 def test_invalid_values_are_one_line_errors_before_any_work(capsys, tmp_path, argv, fragments):
     out = tmp_path / "run"

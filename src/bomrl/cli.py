@@ -65,11 +65,53 @@ def _one_line(text: str) -> str:
     return f"{title}: {words}" if title and not words.lower().startswith(title.lower()) else words
 
 
+MERGED_FLAGS = ("--set", "--plugins")   # list flags: repeating one adds to it
+
+
+def merge_repeated(argv: list[str]) -> tuple[list[str], set[str]]:
+    """(argv with every repeated list flag merged into one, the field names given on it).
+
+    A repeated list flag (`--set a=1 --set b=2`) becomes one (`--set a=1 b=2`); any other flag given
+    twice (`--tasks 3 --tasks 4`, `--progress --no-progress`) raises ConfigError naming it."""
+    from bomrl.errors import ConfigError
+
+    head, groups, order, seen = [], {}, [], {}
+    current = None
+    for i, tok in enumerate(argv):
+        if tok.startswith("--") and len(tok) > 2:
+            flag, eq, value = tok.partition("=")
+            nxt = argv[i + 1] if i + 1 < len(argv) else ""
+            shown = tok if eq or not nxt or nxt.startswith("--") else f"{tok} {nxt}"
+            field = flag[2:].replace("-", "_")
+            if field.startswith("no_"):
+                field = field[3:]
+            if field in seen and flag not in MERGED_FLAGS and field not in ("help", "h"):
+                raise ConfigError(f"{flag} is given twice ({seen[field]} and {shown}): give each option once")
+            seen.setdefault(field, shown)
+            key = flag if flag in MERGED_FLAGS else object()
+            if key not in groups:
+                groups[key] = [flag if flag in MERGED_FLAGS else tok]
+                order.append(key)
+            if flag in MERGED_FLAGS and eq:
+                groups[key].append(value)
+            current = key
+            continue
+        if current is None:
+            head.append(tok)
+        else:
+            groups[current].append(tok)
+    out = list(head)
+    for key in order:
+        out.extend(groups[key])
+    return out, set(seen)
+
+
 def parse(argv: list[str]):
     """Parse argv into (run function, config). Exits 2 with a one-line message on bad syntax."""
     # multi-word command names ("bench sampler") arrive as two argv words
     if len(argv) >= 2 and f"{argv[0]} {argv[1]}" in COMMANDS:
         argv = [f"{argv[0]} {argv[1]}", *argv[2:]]
+    argv, given = merge_repeated(argv)
     configs = {name: config_class(name) for name in COMMANDS}
     buf = io.StringIO()
     wants_help = any(a in ("-h", "--help") for a in argv) or not argv
@@ -88,6 +130,7 @@ def parse(argv: list[str]):
             _print_algorithm_settings(_algo_arg(argv))
         raise
     name = next(n for n, cls in configs.items() if type(cfg) is cls)
+    object.__setattr__(cfg, "_given_flags", frozenset(given))   # what the command line named (resume checks)
     return run_function(name), cfg
 
 
@@ -121,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     except BomrlError as exc:
         print(f"bomrl: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # an expected OS error (full disk, read-only or vanished directory): one line naming the path
+        if exc.filename is None and exc.strerror is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        print(f"bomrl: error: {where}{exc.strerror or exc} (nothing after the last checkpoint was kept)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("bomrl: interrupted", file=sys.stderr)
         return 130

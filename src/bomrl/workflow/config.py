@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from bomrl.algos import algorithm_names, get_algorithm
-from bomrl.core import distance_names
+from bomrl.core import DISTANCES, distance_names
 from bomrl.envs import BACKENDS
 from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check, check_choice
@@ -113,15 +113,15 @@ def read_config_file(path: Path) -> dict:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"--config={str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    if path.suffix.lower() not in (".toml", ".json"):
+        raise ConfigError(f"--config={str(path)!r} is invalid: must end in .json or .toml")
     try:
         if path.suffix.lower() == ".toml":
             import tomllib   # lazy: Python >= 3.11 only, and only TOML files need it
 
             data = tomllib.loads(raw.decode())
-        elif path.suffix.lower() == ".json":
-            data = json.loads(raw.decode())
         else:
-            raise ConfigError(f"--config={str(path)!r} is invalid: must end in .json or .toml")
+            data = json.loads(raw.decode())
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"--config={str(path)!r} is not valid {path.suffix[1:].upper()}: {msg}") from None
@@ -186,7 +186,11 @@ def config_from_mapping(data: dict, where: str) -> tuple[dict, dict]:
 
 
 def _given(cli: TrainConfig) -> dict:
-    """Flags whose value differs from the built-in default (= given on the command line)."""
+    """The settings given on the command line: the flags it named (recorded by bomrl.cli.parse), or,
+    for a config built in Python, those whose value differs from the built-in default."""
+    named = getattr(cli, "_given_flags", None)
+    if named is not None:
+        return {n: getattr(cli, n) for n in _FIELDS if n in named}
     return {n: getattr(cli, n) for n in _FIELDS if getattr(cli, n) != getattr(_DEFAULT, n)}
 
 
@@ -201,6 +205,17 @@ def parse_overrides(cfg_cls, items: tuple[str, ...]) -> dict:
         except ConfigError as exc:
             raise ConfigError(f"--set {str(item)!r}: {exc}") from None
     return out
+
+
+def refuse_repeated_names(items, where: str) -> None:
+    """One source (the command line's --set, or a file's `set`) may name a setting only once."""
+    first: dict = {}
+    for item in items:
+        name, sep, _ = str(item).partition("=")
+        if sep and name.strip() in first:
+            raise ConfigError(f"{where} names {name.strip()!r} twice ({first[name.strip()]!r} and {str(item)!r}): "
+                              "give each setting once")
+        first.setdefault(name.strip(), str(item))
 
 
 def typed_overrides(cfg_cls, mapping: dict, raw_strings: bool = False) -> dict:
@@ -228,7 +243,8 @@ def typed_overrides(cfg_cls, mapping: dict, raw_strings: bool = False) -> dict:
             else:
                 value = str(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{name}={value!r} is invalid: must be a {type(default).__name__}") from None
+            kind = {int: "an integer", float: "a number", str: "a string"}.get(type(default), type(default).__name__)
+            raise ConfigError(f"{name}={value!r} is invalid: must be {kind}") from None
         out[name] = value
     return out
 
@@ -351,7 +367,23 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
             if name == "config":
                 raise ConfigError(f"--config={str(value)!r} is invalid with --resume: the run's saved "
                                   f"{CONFIG_NAME} is used")
-            if name in ("resume", "out"):
+            if name == "resume":
+                continue
+            if name == "out":
+                if Path(value).resolve() != run_dir.resolve():
+                    raise ConfigError(f"--out={str(value)!r} is invalid with --resume: the run continues in "
+                                      f"{str(run_dir)!r} (copy the directory first to continue it elsewhere)")
+                continue
+            if name in ("lam", "distance"):   # stored in the run's algo_config
+                cfg_cls = get_algorithm(base.algo)[1]
+                if value is None or name not in {f.name for f in dataclasses.fields(cfg_cls)}:
+                    raise ConfigError(f"--{name}={value!r} is invalid with --resume of a {base.algo} run")
+                saved_value = build_algo_config(base, algo_extra).__getattribute__(name)
+                same = (DISTANCES.canonical(value) == DISTANCES.canonical(saved_value) if name == "distance"
+                        else float(value) == float(saved_value))
+                if not same:
+                    raise ConfigError(f"--{name}={value!r} is invalid with --resume: the run was started with "
+                                      f"{saved_value!r}")
                 continue
             if name not in RESUME_MUTABLE and value != getattr(base, name):
                 raise ConfigError(f"--{name.replace('_', '-')}={value!r} is invalid with --resume: the run "
@@ -366,6 +398,8 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
     if cli.config is not None:
         values, algo_extra = config_from_mapping(read_config_file(cli.config), str(cli.config))
     file_set = tuple(values.get("set", ()))
+    refuse_repeated_names(file_set, f"set (in {cli.config})")
+    refuse_repeated_names(cli.set, "--set")
     cli_set_names = {str(item).partition("=")[0].strip() for item in cli.set}
     for flag in ("lam", "distance"):   # the command line's --set beats the file's flag-style field
         if flag in cli_set_names and flag not in given:
@@ -373,7 +407,15 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
     values.update({k: v for k, v in given.items() if k != "config"})
     values["set"] = file_set + tuple(cli.set)
     cfg = dataclasses.replace(_DEFAULT, **values)
-    validate(cfg)
+    try:
+        validate(cfg)
+    except ConfigError as exc:   # a value from the file: name the file and key, not a flag
+        flag = str(exc).partition("=")[0]
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else None
+        if cli.config is not None and name in values and name not in given:
+            value, sep, rest = str(exc)[len(flag) + 1:].partition(" is invalid")
+            raise ConfigError(f"{name} = {value} (in {cli.config}){sep}{rest}") from None
+        raise
     run_dir = Path(cfg.out) if cfg.out is not None else default_out(cfg)
     cfg = dataclasses.replace(cfg, out=run_dir, config=None)
     return cfg, algo_extra, run_dir, False

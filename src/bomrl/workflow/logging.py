@@ -39,11 +39,17 @@ def read_metrics(path: Path) -> list[dict]:
         text = text[: text.rfind("\n") + 1]
     rows = []
     reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is not None and "iteration" not in reader.fieldnames:
+        raise BomrlError(f"{path} is not a metrics file (its first line has no 'iteration' column)")
     for raw in reader:
         if None in raw or any(v is None for v in raw.values()):
             continue
-        row = {k: (float(v) if v != "" else math.nan) for k, v in raw.items()}
-        row["iteration"] = int(row["iteration"])
+        try:
+            row = {k: (float(v) if v != "" else math.nan) for k, v in raw.items()}
+            row["iteration"] = int(row["iteration"])
+        except ValueError:
+            raise BomrlError(f"{path}, line {reader.line_num}: not a row of numbers (a second header or an "
+                             "edited line?); fix or remove that line") from None
         rows.append(row)
     return rows
 

@@ -27,9 +27,9 @@ import jax
 import numpy as np
 
 from bomrl.envs.families import family_names, get_family
-from bomrl.errors import ConfigError, check, check_choice
+from bomrl.errors import ConfigError, check_choice
 from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
-from bomrl.utils import atomic_write_json
+from bomrl.utils import atomic_write_json, ensure_out_file
 from bomrl.workflow.checkpoint import load_latest, restore_tree
 from bomrl.workflow.metatest_config import MetaTestConfig
 from bomrl.workflow.train import load_run, make_algo, make_policy, make_run_sampler
@@ -51,7 +51,7 @@ def run(config: MetaTestConfig) -> dict:
         cfg = dataclasses.replace(cfg, env=_test_family(config.env, cfg.env))
     default_name = "meta_test.json" if cfg.env == trained_env else f"meta_test-{cfg.env}.json"
     out = Path(config.out) if config.out is not None else Path(config.run_dir) / default_name
-    check(out.parent.is_dir(), "--out", str(out), "a file in an existing directory")
+    ensure_out_file(out, "--out" if config.out is not None else "meta-test output")
 
     ckpt = load_latest(config.run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
 

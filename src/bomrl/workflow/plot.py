@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from bomrl.algos import ALGORITHMS
 from bomrl.core import DISTANCES
-from bomrl.errors import ConfigError, check
+from bomrl.errors import BomrlError, ConfigError, check
 from bomrl.utils import ensure_out_dir
 from bomrl.workflow import compare
 from bomrl.workflow.config import TrainConfig, build_algo_config, saved_algo_config
@@ -118,6 +118,18 @@ def _smooth(y, w: int):
     return out
 
 
+def _load_json(path: Path, keys: tuple) -> dict:
+    """A JSON object with `keys`, or a one-line BomrlError naming the file."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BomrlError(f"{path} cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                         "re-create it (bomrl meta-test) or move the run aside") from None
+    if not isinstance(data, dict) or not set(keys) <= set(data):
+        raise BomrlError(f"{path} is incomplete (needs {', '.join(keys)}); re-create it or move the run aside")
+    return data
+
+
 def collect(runs: list[Path]):
     """{env: {label: [run info]}} with the metrics rows and meta-test results of every run.
 
@@ -127,11 +139,13 @@ def collect(runs: list[Path]):
     meta-iterations of a run's past and present."""
     groups: dict = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        saved = json.loads((r / "config.json").read_text())
+        saved = _load_json(r / "config.json", ("train",))
+        if not isinstance(saved["train"], dict) or not {"env", "seed"} <= set(saved["train"]):
+            raise BomrlError(f"{r / 'config.json'} is not a run's config (its 'train' table lacks env or seed)")
         train_cfg, algo_cfg = saved["train"], saved_algo_config(saved, saved["train"].get("algo", ""))
         mt_path = r / "meta_test.json"
         metrics = read_metrics(r / "metrics.csv")
-        mt = json.loads(mt_path.read_text()) if mt_path.is_file() else None
+        mt = _load_json(mt_path, ("task_returns", "returns", "stderr", "iteration")) if mt_path.is_file() else None
         stale = None
         if mt is not None and metrics and int(mt.get("iteration", 0)) < int(metrics[-1]["iteration"]):
             stale, mt = mt, None

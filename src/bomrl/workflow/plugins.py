@@ -26,7 +26,16 @@ def import_plugins(modules) -> None:
     for name in modules:
         try:
             importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and name != exc.name and not name.startswith(exc.name + "."):
+                # the plugin was found; something IT imports is missing
+                raise ConfigError(f"--plugins {name!r} failed on import: it needs module {exc.name!r}, "
+                                  "which is not installed") from None
+            raise ConfigError(f"--plugins {name!r} is not found: it must be a module in the current directory "
+                              "or on PYTHONPATH") from None
+        except SystemExit as exc:
+            raise ConfigError(f"--plugins {name!r} called sys.exit({exc.code!r}) on import; a plugin module "
+                              "must only define and register") from None
         except Exception as exc:  # noqa: BLE001 - any failure of user code is reported in one line
             first = str(exc).splitlines()[0] if str(exc) else ""
-            raise ConfigError(f"--plugins {name!r} cannot be imported ({type(exc).__name__}: {first}); "
-                              f"it must be a module in the current directory or on PYTHONPATH") from None
+            raise ConfigError(f"--plugins {name!r} raised on import ({type(exc).__name__}: {first})") from None
