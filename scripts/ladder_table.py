@@ -25,8 +25,8 @@ RUNGS = {   # rung -> what it changes relative to the rung above (scripts/ladder
     "R0": "MAML-TRPO (log-likelihood inner objective)",
     "X1": "MAML-TRPO, likelihood-ratio inner objective",
     "R2": "BO-MRL reduced to MAML (d3, λ 5, linear, 1 sgd step), MAML's trust region",
-    "R1": "… with BO-MRL's trust region (KL of π_φ on pre-update states)",
-    "R3": "… with the h surrogate and 10 armijo steps",
+    "R1": "BO-MRL reduced to MAML with BO-MRL's trust region (KL of π_φ on pre-update states)",
+    "R3": "R1 with the h surrogate and 10 armijo steps",
     "R5": "BO-MRL defaults (d1, λ 0.5)",
 }
 
