@@ -103,9 +103,15 @@ def test_train_records_the_scale_and_legacy_runs_resume_with_one(tmp_path, capsy
     assert main(["train", *common, "--iterations", "1", "--out", str(run)]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["train"]["action_scale"] == 10.0
-    # a run saved before the setting existed: resumed (and meta-tested) with plain clipping
+    # a run saved before the setting existed: resumed (and meta-tested) with plain clipping. Such a
+    # run's checkpoints predate the recorded settings too: rewrite this one as they were
     del saved["train"]["action_scale"]
     (run / "config.json").write_text(json.dumps(saved))
+    from bomrl.workflow.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+
+    (_, path), = list_checkpoints(run)
+    ckpt = load_checkpoint(path)
+    save_checkpoint(run, ckpt.iteration, ckpt.leaves, {k: v for k, v in ckpt.meta.items() if k != "settings"})
     from bomrl.workflow.train import load_run
 
     cfg, _ = load_run(run)
