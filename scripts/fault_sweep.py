@@ -49,6 +49,9 @@ def clean(rc: int, err: str, expect_rc=(0, 2)) -> tuple[bool, str]:
         return False, "traceback"
     if rc not in expect_rc:
         return False, f"exit code {rc}"
+    if rc == 130:   # a signal: the checkpoint note and "interrupted", nothing else
+        ok = all(ln.startswith("bomrl: checkpoint of iteration") or ln == "bomrl: interrupted" for ln in lines)
+        return ok, " / ".join(lines)
     if rc != 0 and (len(lines) != 1 or not lines[0].startswith("bomrl: error: ")):
         return False, f"{len(lines)} error lines"
     return True, lines[0] if lines else "ok"

@@ -81,6 +81,27 @@ def _ranges(xs: list[int]) -> str:
     return ", ".join(out)
 
 
+def check_metrics_file(path: Path, start_iteration: int) -> None:
+    """What a resume from a checkpoint at `start_iteration` needs of metrics.csv (read only): the
+    file exists and its complete rows include iterations 1..start_iteration, each once, in order
+    (later rows are dropped by the resume). MetricsGapError otherwise."""
+    path = Path(path)
+    if start_iteration <= 0:
+        return
+    if not path.exists():
+        raise MetricsGapError(f"{path} is missing but the checkpoint is at iteration {start_iteration}: "
+                              "its rows would be lost; restore the file (e.g. from version control) to continue")
+    lines = path.read_text().splitlines(keepends=True)
+    its = []
+    for line in lines[1:]:
+        if not line.endswith("\n"):
+            break
+        it = line.split(",", 1)[0]
+        if it.isdigit() and int(it) <= start_iteration:
+            its.append(int(it))
+    check_rows(path, its, start_iteration)
+
+
 class MetricsLogger:
     """Appends iteration rows to DIR/metrics.csv and (optionally) TensorBoard DIR/tb."""
 

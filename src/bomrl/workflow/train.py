@@ -38,7 +38,7 @@ from bomrl.workflow.checkpoint import (CheckpointError, list_checkpoints, load_l
                                       save_checkpoint)
 from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
                                    config_to_json, resolve_train_config, saved_algo_config)
-from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar, read_metrics
+from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar, check_metrics_file, read_metrics
 from bomrl.workflow.plugins import import_plugins
 from bomrl.workflow.runlock import RunLock
 
@@ -189,6 +189,14 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
     done = saved = 0
     try:
         cfg = dataclasses.replace(cfg, horizon=sampler.horizon, action_scale=sampler.family.action_scale)
+        settings = number_settings(cfg, algo_cfg)
+        if ckpt is not None:   # everything a resume checks, before it writes anything
+            for name in ("env", "algo", "seed"):
+                if ckpt.meta.get(name) != getattr(cfg, name):
+                    raise BomrlError(f"checkpoint {ckpt.path} is from another run "
+                                     f"({name}={ckpt.meta.get(name)!r}, config says {getattr(cfg, name)!r})")
+            check_settings(ckpt, settings)
+            check_metrics_file(run_dir / CSV_NAME, ckpt.iteration)
         atomic_write_json(run_dir / CONFIG_NAME, {"train": config_to_json(cfg),
                                                   "algo_config": dataclasses.asdict(algo_cfg)})
         policy = make_policy(cfg, sampler, algo_cfg)
@@ -196,13 +204,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))
         start, wall, env_steps = 0, 0.0, 0.0
-        settings = number_settings(cfg, algo_cfg)
         if ckpt is not None:
-            for name in ("env", "algo", "seed"):
-                if ckpt.meta.get(name) != getattr(cfg, name):
-                    raise BomrlError(f"checkpoint {ckpt.path} is from another run "
-                                     f"({name}={ckpt.meta.get(name)!r}, config says {getattr(cfg, name)!r})")
-            check_settings(ckpt, settings)
             state = restore_tree(state, ckpt)
             start, wall, env_steps = ckpt.iteration, float(ckpt.meta["wall_s"]), float(ckpt.meta["env_steps"])
         logger = MetricsLogger(run_dir, start, tensorboard=cfg.tensorboard)
