@@ -281,6 +281,10 @@ def test_messages_name_the_source(tmp_path, capsys, monkeypatch):
     assert main(["train", "--config", str(yaml)]) == 2
     line = _one_error_line(capsys)
     assert "must end in .json or .toml" in line and "YAML" not in line
+    algo = tmp_path / "a.json"
+    algo.write_text('{"algo_config": {"max_kl": "big"}}')
+    assert main(["train", "--config", str(algo)]) == 2
+    assert f"algo_config (in {algo}): max_kl='big' is invalid: must be a number" in _one_error_line(capsys)
     assert main(["train", *tiny(), "--set", "ls_steps=1.5"]) == 2
     assert "must be an integer" in _one_error_line(capsys)
     monkeypatch.chdir(tmp_path)
@@ -313,3 +317,35 @@ def test_plot_reports_malformed_files_in_one_line(finished_run, tmp_path, capsys
     damage(run)
     assert main(["plot", str(run), "--out", str(tmp_path / "plots")]) == 2
     assert expect in _one_error_line(capsys)
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 96 KiB tmpfs (root only: skipped where mounting is not allowed)."""
+    where = tmp_path / "mnt"
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(where)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs a tmpfs mount (root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def test_full_disk_and_read_only_directory_are_one_line_errors(small_mount, finished_run, capsys):
+    out = small_mount / "run"
+    # checkpoints of the 64-64 policy are ≈ 40 KiB (two kept): the disk fills within a few
+    rc = main(["train", *tiny(), "--iterations", "30", "--checkpoint-every", "1", "--out", str(out)])
+    line = _one_error_line(capsys)
+    assert rc == 1 and "No space left on device" in line and str(out) in line, line
+    good = sorted(list_checkpoints(out))
+    assert good, "no checkpoint survived"
+    from bomrl.workflow.checkpoint import load_latest
+
+    assert load_latest(out).iteration == good[-1][0]      # the newest complete checkpoint verifies
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    assert main(["train", "--resume", str(out), "--iterations", "31"]) == 2
+    assert "Read-only file system" in _one_error_line(capsys)
+    assert main(["meta-test", str(out), "--tasks", "2"]) == 2
+    assert "is not writable" in _one_error_line(capsys)

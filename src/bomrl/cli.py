@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if exc.filename is None and exc.strerror is None:
             raise
         where = f"{exc.filename}: " if exc.filename is not None else ""
-        print(f"bomrl: error: {where}{exc.strerror or exc} (nothing after the last checkpoint was kept)",
-              file=sys.stderr)
+        print(f"bomrl: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bomrl: interrupted", file=sys.stderr)

@@ -118,9 +118,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:   # name the file (full disk, ...)
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

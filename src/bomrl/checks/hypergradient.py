@@ -169,10 +169,12 @@ def measure(config: CheckHypergradientConfig, cfg: TrainConfig, algo_cfg) -> dic
         maml_post, maml_ret = sample(maml, keys[3])
         base_fresh, base_in = surrogate(phi_t, fresh), surrogate(phi_t, pre)
         out = {
-            "env": cfg.env, "source": source, "tasks": K, "directions": M, "episodes": config.episodes,
+            "env": cfg.env, "source": source, "run": str(config.run) if config.run is not None else None,
+            "tasks": K, "directions": M, "episodes": config.episodes,
             "horizon": cfg.horizon, "seed": config.seed, "distance": algo_cfg.distance, "lam": algo_cfg.lam,
             "inner_solver": algo_cfg.inner_solver, "inner_steps": algo_cfg.inner_steps_adam,
             "inner_lr": algo_cfg.inner_lr, "hypergradient": algo_cfg.hypergradient,
+            "surrogate": algo_cfg.surrogate, "inner_q": algo_cfg.inner_q, "trust_region": algo_cfg.trust_region,
             "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),
             "rel_error_median": float(np.median(rel)), "fd_disagreement": float(np.median(disagreement)),
             "inner_grad_ratio": float(np.mean(diag["inner/grad_ratio"])),

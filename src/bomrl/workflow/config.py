@@ -416,6 +416,11 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
             value, sep, rest = str(exc)[len(flag) + 1:].partition(" is invalid")
             raise ConfigError(f"{name} = {value} (in {cli.config}){sep}{rest}") from None
         raise
+    if algo_extra:   # the file's algo_config table: an error in it names the file
+        try:
+            build_algo_config(dataclasses.replace(cfg, set=(), lam=None, distance=None), algo_extra)
+        except ConfigError as exc:
+            raise ConfigError(f"algo_config (in {cli.config}): {exc}") from None
     run_dir = Path(cfg.out) if cfg.out is not None else default_out(cfg)
     cfg = dataclasses.replace(cfg, out=run_dir, config=None)
     return cfg, algo_extra, run_dir, False

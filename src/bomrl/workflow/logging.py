@@ -145,8 +145,11 @@ class MetricsLogger:
         for c in self.columns:
             v = row.get(c, "")
             values.append(str(int(v)) if c == "iteration" else (repr(float(v)) if v != "" else ""))
-        self._file.write(",".join(values) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(",".join(values) + "\n")
+            self._file.flush()
+        except OSError as exc:   # name the file (full disk, ...)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         if self._tb is not None:
             step = int(row["iteration"])
             for k, v in row.items():
@@ -155,8 +158,11 @@ class MetricsLogger:
                     self._tb.add_scalar(name, float(v), step)
 
     def flush(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         if self._tb is not None:
             self._tb.flush()
 
