@@ -60,7 +60,9 @@ def test_env_receives_scaled_action_and_pays_control_cost_on_it(scale):
         env_act = np.clip(act[:, t] / scale, -1.0, 1.0)
         x0 = stepper.qpos[:, 0].copy()
         _, rew, _ = stepper.step(env_act, np.ones(T * E, bool))
-        np.testing.assert_allclose(batch.rew.reshape(T * E, H)[:, t], rew, rtol=0, atol=1e-12)
+        # the sampler's affine map of the action and this division differ in the last bit; 15 steps of
+        # MuJoCo grow that to 1.4e-12 with XLA limited to SSE4.2 (other actions): 1e-9 holds anywhere
+        np.testing.assert_allclose(batch.rew.reshape(T * E, H)[:, t], rew, rtol=0, atol=1e-9)
         v = (stepper.qpos[:, 0] - x0) / 0.05
         hand = -np.abs(v - np.repeat(tasks[:, 0], E)) - CHEETAH_CTRL * np.sum(env_act**2, -1)
         np.testing.assert_allclose(rew, hand, atol=1e-12)
