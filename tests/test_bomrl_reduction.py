@@ -135,3 +135,31 @@ def test_inner_q_scales(setup):
         std = np.asarray(inner_data(pre, "standardised").q)[t][mask[t] > 0]
         np.testing.assert_allclose(std, (valid - valid.mean()) / (valid.std() + 1e-8), atol=1e-10)
     np.testing.assert_array_equal(np.asarray(inner_data(pre, "raw").q), raw)
+
+
+def _train(tmp_path, name, algo_args):
+    from bomrl.cli import main
+    from bomrl.workflow.logging import read_metrics
+
+    out = tmp_path / name
+    argv = ["train", "--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--workers",
+            "1", "--iterations", "3", "--seed", "4", "--precision", "float64", "--no-progress", "--no-tensorboard",
+            *algo_args, "--out", str(out)]
+    assert main(argv) == 0
+    return read_metrics(out / "metrics.csv")
+
+
+def test_end_to_end_reduced_bomrl_with_post_trust_region_trains_like_maml_trpo(tmp_path):
+    """Same seed, float64: BO-MRL reduced to MAML with MAML's trust region gives MAML-TRPO's
+    (likelihood-ratio) training curve; with the paper's trust region it does not."""
+    reduced = ["--algo", "bomrl", "--distance", "d3", "--lam", "5", "--set", "surrogate=linear", "inner_solver=sgd",
+               "inner_steps_adam=1", "inner_lr=0.1", "hypergradient=unrolled"]
+    maml_rows = _train(tmp_path, "maml", ["--algo", "maml-trpo", "--set", "inner_objective=likelihood_ratio"])
+    post_rows = _train(tmp_path, "post", [*reduced, "trust_region=post"])
+    pre_rows = _train(tmp_path, "pre", [*reduced, "trust_region=pre"])
+    for key in ("pre_return", "post_return", "trpo/kl", "trpo/step_norm"):
+        got = [r[key] for r in post_rows]
+        want = [r[key] for r in maml_rows]
+        np.testing.assert_allclose(got, want, rtol=1e-4, err_msg=key)
+    # the paper's trust region: another curve from the first meta-step on
+    assert abs(pre_rows[0]["trpo/step_norm"] - maml_rows[0]["trpo/step_norm"]) > 1e-2 * maml_rows[0]["trpo/step_norm"]
