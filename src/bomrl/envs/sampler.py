@@ -366,7 +366,7 @@ def check_finite(obs, rew, mask, family_name: str, tasks) -> None:
     value = rew[t, e, h] if what == "reward" else obs[t, e, h][~np.isfinite(obs[t, e, h])][0]
     raise NonFiniteError(f"task family {family_name!r} returned a non-finite {what} ({value}) at step {h} of "
                          f"episode {e} of task {t} (task parameters {np.asarray(tasks)[t].tolist()}): "
-                         "fix the environment or its reward; training stopped")
+                         "fix the environment or its reward (sampling stopped)")
 
 
 def assemble(obs, act, rew, mask, dtype, t_start: float, policy_seconds: float,

@@ -67,8 +67,6 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
                         dtype=dtype)
 
 
-
-
 def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
     extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
     return make_sampler(cfg.env, num_tasks, cfg.episodes, cfg.horizon, backend=cfg.sampler,
