@@ -91,15 +91,21 @@ def check_metrics_file(path: Path, start_iteration: int) -> None:
     if not path.exists():
         raise MetricsGapError(f"{path} is missing but the checkpoint is at iteration {start_iteration}: "
                               "its rows would be lost; restore the file (e.g. from version control) to continue")
-    lines = path.read_text().splitlines(keepends=True)
-    its = []
-    for line in lines[1:]:
+    rows = rows_up_to(path.read_text().splitlines(keepends=True)[1:], start_iteration)
+    check_rows(path, [int(ln.split(",", 1)[0]) for ln in rows], start_iteration)
+
+
+def rows_up_to(lines: list[str], iteration: int) -> list[str]:
+    """The complete data lines of metrics.csv (header excluded) whose iteration is <= `iteration`;
+    reading stops at a torn last line."""
+    kept = []
+    for line in lines:
         if not line.endswith("\n"):
             break
         it = line.split(",", 1)[0]
-        if it.isdigit() and int(it) <= start_iteration:
-            its.append(int(it))
-    check_rows(path, its, start_iteration)
+        if it.isdigit() and int(it) <= iteration:
+            kept.append(line)
+    return kept
 
 
 class MetricsLogger:
@@ -117,13 +123,7 @@ class MetricsLogger:
             lines = text.splitlines(keepends=True)
             if lines:
                 self.columns = next(csv.reader([lines[0]]))
-                keep = [lines[0]]
-                for line in lines[1:]:
-                    if not line.endswith("\n"):
-                        break
-                    it = line.split(",", 1)[0]
-                    if it.isdigit() and int(it) <= start_iteration:
-                        keep.append(line)
+                keep = [lines[0], *rows_up_to(lines[1:], start_iteration)]
                 check_rows(self.path, [int(ln.split(",", 1)[0]) for ln in keep[1:]], start_iteration)
                 atomic_write_bytes(self.path, "".join(keep).encode())
             elif start_iteration > 0:
