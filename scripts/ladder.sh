@@ -34,6 +34,7 @@ OUT=${OUT:-results/ladder/$ENV}
 BOMRL=${BOMRL:-bomrl}
 PY=${PY:-python}
 PLOT_ONLY=${PLOT_ONLY:-0}
+R0_DIRS=${R0_DIRS:-}   # run directories of rung R0 elsewhere (the table pairs against them)
 
 rung_args() {   # the train flags of a rung
   local mamlred=(--distance euclid --lam 5 --set surrogate=linear inner_solver=sgd inner_steps_adam=1 inner_lr=0.1
@@ -78,4 +79,5 @@ sys.exit(0 if m["iteration"] >= int(sys.argv[2]) and m["adapt_steps"] == int(sys
     done
   done
 fi
-$PY scripts/ladder_table.py "$OUT"
+# shellcheck disable=SC2086
+$PY scripts/ladder_table.py "$OUT" ${R0_DIRS:+--r0 $R0_DIRS}

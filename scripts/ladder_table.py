@@ -5,6 +5,8 @@ size of the adaptation (KL(π_φ ‖ π_θ') on the adapted-on states, at meta-t
 adaptation; and BO-MRL's in-training inner/kl over the last 10 iterations).
 
     python scripts/ladder_table.py results/ladder/halfcheetah-dir [--out FILE]
+    python scripts/ladder_table.py results/best/halfcheetah-dir --r0 results/locomotion/halfcheetah-dir-maml-trpo-s0 \
+        results/locomotion/halfcheetah-dir-maml-trpo-s1     # R0 from other run directories
 
 Writes DIR/table.md (or --out) and prints it.
 """
@@ -31,17 +33,25 @@ RUNGS = {   # rung -> what it changes relative to the rung above (scripts/ladder
 }
 
 
-def load(root: Path) -> dict:
-    """{rung: [run info dicts as bomrl.workflow.compare expects]} of the runs under root."""
+def run_info(run: Path) -> dict:
+    """A run directory as bomrl.workflow.compare expects it (seed from config.json)."""
+    mt = run / "meta_test.json"
+    meta = json.loads(mt.read_text()) if mt.exists() else None
+    seed = json.loads((run / "config.json").read_text())["train"]["seed"]
+    return {"seed": int(seed), "meta_test": meta, "rows": read_metrics(run / "metrics.csv")}
+
+
+def load(root: Path, r0: list[Path] | None = None) -> dict:
+    """{rung: [run info dicts]} of the runs under root (named RUNG-sSEED); with `r0`, rung R0 is
+    those run directories instead."""
     out: dict = {}
     for run in sorted(root.glob("*-s*")):
         rung, _, seed = run.name.rpartition("-s")
-        if rung not in RUNGS or not seed.isdigit():
+        if rung not in RUNGS or not seed.isdigit() or (r0 and rung == "R0"):
             continue
-        mt = run / "meta_test.json"
-        meta = json.loads(mt.read_text()) if mt.exists() else None
-        rows = read_metrics(run / "metrics.csv")
-        out.setdefault(rung, []).append({"seed": int(seed), "meta_test": meta, "rows": rows})
+        out.setdefault(rung, []).append(run_info(run))
+    if r0:
+        out["R0"] = [run_info(run) for run in r0]
     return out
 
 
@@ -57,8 +67,8 @@ def diff(a, b, step: int):
     return paired_difference(xa, xb) if len(xa) else None
 
 
-def table(root: Path) -> str:
-    runs = load(root)
+def table(root: Path, r0: list[Path] | None = None) -> str:
+    runs = load(root, r0)
     order = [r for r in RUNGS if r in runs]
     if not order:
         return f"no ladder runs under {root}\n"
@@ -94,8 +104,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--r0", type=Path, nargs="+", default=None,
+                    help="run directories of rung R0 (MAML-TRPO) if not under root")
     args = ap.parse_args(argv)
-    text = table(args.root)
+    text = table(args.root, args.r0)
     out = args.out or args.root / "table.md"
     out.write_text(text)
     print(text, end="")
