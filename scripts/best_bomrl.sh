@@ -11,6 +11,8 @@
 #
 #   scripts/best_bomrl.sh                 # trains / resumes, meta-tests, writes the table
 #   PLOT_ONLY=1 scripts/best_bomrl.sh     # the table from results/best/halfcheetah-dir
+#   ENV=ant-dir scripts/best_bomrl.sh     # the same configuration on ant-dir (40 episodes per task,
+#                                         # as results/locomotion's ant-dir runs; from scratch)
 #
 # A seed whose ladder run (100 iterations) exists starts from a copy of it: resuming is exact
 # (tests/test_workflow_e2e.py; nothing in training depends on the total), so this equals training 300 iterations from scratch.
@@ -19,8 +21,10 @@ set -euo pipefail
 RUNG=${RUNG:-R1}
 SEEDS=${SEEDS:-"0 1"}
 N=${N:-300}
-LADDER=${LADDER:-results/ladder/halfcheetah-dir}
-OUT=${OUT:-results/best/halfcheetah-dir}
+ENV=${ENV:-halfcheetah-dir}
+case "$ENV" in ant-dir) EPISODES=${EPISODES:-40} ;; *) EPISODES=${EPISODES:-20} ;; esac
+LADDER=${LADDER:-results/ladder/$ENV}
+OUT=${OUT:-results/best/$ENV}
 PLOT_ONLY=${PLOT_ONLY:-0}
 
 mkdir -p "$OUT"
@@ -38,5 +42,6 @@ if [ "$PLOT_ONLY" != 1 ]; then
     fi
   done
 fi
-R0_DIRS="results/locomotion/halfcheetah-dir-maml-trpo-s0 results/locomotion/halfcheetah-dir-maml-trpo-s1" \
-  N=$N RUNGS=$RUNG SEEDS=$SEEDS OUT=$OUT PLOT_ONLY=$PLOT_ONLY bash "$(dirname "$0")/ladder.sh"
+R0_DIRS="results/locomotion/$ENV-maml-trpo-s0 results/locomotion/$ENV-maml-trpo-s1" \
+  ENV=$ENV EPISODES=$EPISODES N=$N RUNGS=$RUNG SEEDS=$SEEDS OUT=$OUT PLOT_ONLY=$PLOT_ONLY \
+  bash "$(dirname "$0")/ladder.sh"
