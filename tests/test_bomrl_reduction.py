@@ -8,6 +8,7 @@ term; the log-likelihood one differs). With `trust_region="post"` its meta-step 
 the two train identically. Each test fails when a term is added or dropped (checked below by
 perturbing the configuration: another λ, another inner objective, the paper's trust region)."""
 
+import dataclasses
 import jax
 import jax.flatten_util
 import jax.numpy as jnp
@@ -163,3 +164,27 @@ def test_end_to_end_reduced_bomrl_with_post_trust_region_trains_like_maml_trpo(t
         np.testing.assert_allclose(got, want, rtol=1e-4, err_msg=key)
     # the paper's trust region: another curve from the first meta-step on
     assert abs(pre_rows[0]["trpo/step_norm"] - maml_rows[0]["trpo/step_norm"]) > 1e-2 * maml_rows[0]["trpo/step_norm"]
+
+
+def test_the_one_step_preset_is_the_reduction_and_the_ladders_r1(tmp_path):
+    """`--preset one-step` (the best BO-MRL of docs/REPRODUCTION.md) is exactly the configuration
+    these tests reduce to MAML, and exactly rung R1 of scripts/ladder.sh (its flags, parsed)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    from bomrl.algos.bomrl import PRESETS
+    from bomrl.workflow.config import TrainConfig, build_algo_config, resolve_train_config
+
+    def algo_config(**flags):
+        cfg, extra, _, _ = resolve_train_config(TrainConfig(algo="bomrl", out=tmp_path / "o", **flags))
+        return build_algo_config(cfg, extra)
+
+    preset = algo_config(preset="one-step")
+    assert preset == dataclasses.replace(BoMrlConfig(**REDUCED), distance=preset.distance)
+    assert preset.distance in ("euclid", "d3") and PRESETS["one-step"]["lam"] == REDUCED["lam"]
+    script = (Path(__file__).parents[1] / "scripts" / "ladder.sh").read_text()
+    words = shlex.split(re.search(r"mamlred=\(([^)]*)\)", script).group(1).replace("\n", " "))
+    flags = {"distance": words[words.index("--distance") + 1], "lam": float(words[words.index("--lam") + 1]),
+             "set": tuple(w for w in words[words.index("--set") + 1:] if "=" in w)}
+    assert algo_config(**flags) == preset

@@ -160,9 +160,32 @@ def test_bench_sampler_prints_one_json_line(monkeypatch, capsys):
     res = json.loads(out[0])
     assert res["env_steps"] == 80 and res["env_steps_per_s"] > 0 and res["raw_mujoco_steps_per_s"] > 0
     assert res["ratio"] == pytest.approx(res["env_steps_per_s"] / res["raw_mujoco_steps_per_s"], rel=1e-2)
+    assert res["baseline"] == "mujoco"
     rc = cli.main(["bench", "sampler", "--env", "walker-vel"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "halfcheetah-vel" in err[0] and "walker-vel" in err[0]
+
+
+def test_bench_sampler_times_a_gymnasium_family_against_bare_env_step(tmp_path, monkeypatch, capsys):
+    """A family stepped in a Python loop (here a --plugins one) is timed against a bare env.step
+    loop of its own env in worker processes (which import the plugin from the user's directory)."""
+    from bomrl import cli
+
+    (tmp_path / "my_cartpole.py").write_text(
+        "from bomrl.envs import register_family\n"
+        "from bomrl.envs.classic import CartPoleFamily\n"
+        "class MyCartPole(CartPoleFamily):\n    name = 'my-cartpole'\n"
+        "register_family('my-cartpole', MyCartPole, overwrite=True)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc = cli.main(["bench", "sampler", "--env", "my-cartpole", "--plugins", "my_cartpole", "--tasks", "2",
+                   "--episodes", "2", "--horizon", "30", "--workers", "1"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0 and len(out) == 1
+    res = json.loads(out[0])
+    assert res["baseline"] == "env.step" and res["raw_env_steps_per_s"] > 0 and "raw_mujoco_steps_per_s" not in res
+    assert res["ratio"] == pytest.approx(res["env_steps_per_s"] / res["raw_env_steps_per_s"], rel=1e-2)
+    assert sorted(os.listdir(tmp_path)) in (["my_cartpole.py"], ["__pycache__", "my_cartpole.py"])
 
 
 def test_discrete_gymnasium_family():

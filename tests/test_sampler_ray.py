@@ -90,6 +90,11 @@ def _vector_batches(T, E, H, seed, keys):
 def _assert_same(a, b):
     for name in a._fields:
         x, y = getattr(a, name), getattr(b, name)
+        if name == "stats":
+            assert (x or {}).keys() == (y or {}).keys()
+            for k in x or {}:
+                np.testing.assert_array_equal(x[k], y[k], err_msg=k)
+            continue
         assert x.dtype == y.dtype and x.shape == y.shape, name
         np.testing.assert_array_equal(x, y, err_msg=name)
 
@@ -192,3 +197,17 @@ def test_train_one_iteration_with_ray_sampler(local_ray, tmp_path):
     assert len(rows) == 1 and float(rows[0]["env_steps"]) == 2 * 2 * 2 * 10
     assert np.isfinite(float(rows[0]["post_return"]))
     assert json.loads((out / "config.json").read_text())["train"]["sampler"] == "ray"
+
+
+def test_metaworld_family_on_ray_equals_vector(local_ray):
+    """A local Ray run with a Meta-World family (a gymnasium loop family with episode statistics):
+    the vector backend's batch, success included."""
+    pytest.importorskip("metaworld", reason='Meta-World families need: pip install -e ".[metaworld]"')
+    key = jax.random.PRNGKey(5)
+    out = {}
+    for backend in ("vector", "ray"):
+        with make_sampler("ml1-reach-v3", 3, 1, 15, backend=backend, num_workers=2, seed=1) as s:
+            policy, params = _policy_params(s, 3)
+            out[backend] = s.sample(policy, params, s.sample_tasks(), key)[0]
+    assert out["vector"].stats["success"].shape == (3, 1)
+    _assert_same(out["ray"], out["vector"])

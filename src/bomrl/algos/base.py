@@ -53,6 +53,24 @@ def _block(tree):
     return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
+def task_means(batch) -> dict:
+    """The batch's episode statistics as per-task means over episodes {name: [T]} ({}: none)."""
+    return {k: np.asarray(v, np.float64).mean(axis=1) for k, v in (getattr(batch, "stats", None) or {}).items()}
+
+
+def stats_metrics(pre: dict, post: dict) -> dict:
+    """charts/pre_NAME and charts/post_NAME (means over tasks) of per-task statistics {name: [T]}."""
+    return {**{f"charts/pre_{k}": float(np.mean(v)) for k, v in pre.items()},
+            **{f"charts/post_{k}": float(np.mean(v)) for k, v in post.items()}}
+
+
+def stack_rounds(rounds: list) -> dict:
+    """Per-round per-task statistics [{name: [T]}] -> {"task_stats": {name: [rounds, T]}} ({} if none)."""
+    if not rounds or not rounds[0]:
+        return {}
+    return {"task_stats": {k: np.stack([r[k] for r in rounds]) for k in rounds[0]}}
+
+
 class _Timer:
     """Accumulates wall time per named phase (sampling vs everything else)."""
 
@@ -97,15 +115,17 @@ class MetaAlgorithm:
         keys = jax.random.split(key, self.inner_steps + 2)
         params_t = broadcast_tasks(state.params, num_tasks)
         inner_datas, returns, env_steps, inner_metrics = [], [], 0, {}
+        pre_stats, post_stats = {}, {}
         for j in range(self.inner_steps):
-            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer)
+            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer,
+                                        stats_out=pre_stats if j == 0 else None)
             inner_datas.append(data)
             returns.append(ret)
             env_steps += n
             t0 = time.perf_counter()
             params_t, inner_metrics = _block(self._adapt_with_metrics(params_t, data))
             timer.add("adapt", time.perf_counter() - t0)
-        post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer)
+        post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
         env_steps += n
         t0 = time.perf_counter()
         state, metrics = self._meta_update(state, tuple(inner_datas), post, params_t, keys[-1])
@@ -122,6 +142,7 @@ class MetaAlgorithm:
         })
         for j, r in enumerate(returns[1:], start=1):
             metrics[f"charts/return_step{j}"] = r
+        metrics.update(stats_metrics(pre_stats, post_stats))
         return state, metrics
 
     def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
@@ -131,16 +152,19 @@ class MetaAlgorithm:
         Returns a dict: `returns` [steps + 1] mean episode return after 0..steps adaptations,
         `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn, `adapt_kl` [steps]
         the size of each adaptation: mean over tasks and the states it adapted on of
-        KL(π_before(·|s) ‖ π_after(·|s)).
+        KL(π_before(·|s) ‖ π_after(·|s)); for a family with episode statistics, `task_stats`
+        {name: [steps + 1, T]} (e.g. the success rate of each task's episodes).
         """
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         timer = _Timer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         params_t = broadcast_tasks(state.params, num_tasks)
         keys = jax.random.split(key, steps + 1)
-        means, per_task, env_steps, kls = [], [], 0, []
+        means, per_task, env_steps, kls, rounds = [], [], 0, [], []
         for j in range(steps + 1):
-            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer, per_task=True)
+            rounds.append({})
+            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer, per_task=True,
+                                        stats_out=rounds[-1])
             means.append(float(np.mean(ret)))
             per_task.append(ret)
             env_steps += n
@@ -148,7 +172,7 @@ class MetaAlgorithm:
                 before, params_t = params_t, self._adapt_batched(params_t, data)
                 kls.append(float(self._adaptation_kl(before, params_t, data)))
         return {"returns": np.asarray(means), "task_returns": np.stack(per_task),
-                "env_steps": env_steps, "adapt_kl": np.asarray(kls)}
+                "env_steps": env_steps, "adapt_kl": np.asarray(kls), **stack_rounds(rounds)}
 
     def _adaptation_kl(self, before_t, after_t, data: Data):
         """Mean over tasks of the masked mean KL(π_before(·|s) ‖ π_after(·|s)) on data's states."""
@@ -188,11 +212,15 @@ class MetaAlgorithm:
         return process_batch(batch_arrays, discount=c.discount, gae_lambda=c.gae_lambda,
                              normalize=c.normalize_advantages)
 
-    def _sample(self, sampler, params_t, tasks, key, timer: _Timer, per_task: bool = False):
-        """Sample with per-task params, turn the batch into `Data` (jax arrays + advantages)."""
+    def _sample(self, sampler, params_t, tasks, key, timer: _Timer, per_task: bool = False,
+                stats_out: dict | None = None):
+        """Sample with per-task params, turn the batch into `Data` (jax arrays + advantages).
+        `stats_out` receives the family's episode statistics as per-task means {name: [T]}."""
         t0 = time.perf_counter()
         out = sampler.sample(self.policy, params_t, tasks, key)
         batch = out[0] if isinstance(out, tuple) else out
+        if stats_out is not None:
+            stats_out.update(task_means(batch))
         timer.add("sampling", time.perf_counter() - t0)
         t0 = time.perf_counter()
         dtype = jax.tree.leaves(params_t)[0].dtype

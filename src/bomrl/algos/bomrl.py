@@ -133,6 +133,12 @@ PRESETS = {
     # d3 with λ = 5 (first-order solution = MAML's step with α = 1/(2λ) = 0.1), 50 gradient steps
     "convex-d3": {"distance": "euclid", "lam": 5.0, "inner_solver": "sgd", "inner_lr": 0.05,
                   "inner_steps_adam": 50, "hypergradient": "practical", "line_search": "linear"},
+    # the best BO-MRL under the standard protocol (docs/REPRODUCTION.md, "Where BO-MRL loses to
+    # MAML, and why"): the within-task algorithm is MAML's one policy-gradient step (d3, λ 5, linear
+    # surrogate, one step of 0.1: θ' equals MAML's), differentiated exactly, with the paper's
+    # meta-step (TRPO bounding KL(π_φ_old ‖ π_φ) on the pre-update states)
+    "one-step": {"distance": "euclid", "lam": 5.0, "surrogate": "linear", "inner_solver": "sgd",
+                 "inner_steps_adam": 1, "inner_lr": 0.1, "hypergradient": "unrolled"},
 }
 
 

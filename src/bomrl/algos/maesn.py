@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm, _Timer, broadcast_tasks
+from bomrl.algos.base import AlgoState, MetaAlgorithm, _Timer, broadcast_tasks, stack_rounds, stats_metrics
 from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core.latent_policy import is_latent, kl_to_prior, latent_gaussian_mlp, latent_log_prob
 from bomrl.core.trpo import TRPOSettings, trpo_step
@@ -331,12 +331,15 @@ class Maesn(MetaAlgorithm):
         E = sampler.episodes
         z0, _ = self._draw(k_eps0, P["mu"][idx], P["log_sigma"][idx], E)
         theta_t = broadcast_tasks(P["theta"], T)
-        pre, pre_ret, n0 = self._sample(sampler, {"theta": theta_t, "z": z0}, batch_tasks, k_s0, timer)
+        pre_stats, post_stats = {}, {}
+        pre, pre_ret, n0 = self._sample(sampler, {"theta": theta_t, "z": z0}, batch_tasks, k_s0, timer,
+                                        stats_out=pre_stats)
         t0 = time.perf_counter()
         theta1, mu1, ls1, inner_m = jax.block_until_ready(self._adapt_jit(P, idx, z0, pre))
         timer.add("adapt", time.perf_counter() - t0)
         z1, eps1 = self._draw(k_eps1, mu1, ls1, E)
-        post, post_ret, n1 = self._sample(sampler, {"theta": theta1, "z": z1}, batch_tasks, k_s1, timer)
+        post, post_ret, n1 = self._sample(sampler, {"theta": theta1, "z": z1}, batch_tasks, k_s1, timer,
+                                          stats_out=post_stats)
         t0 = time.perf_counter()
         new_params, m = jax.block_until_ready(self._update_jit(P, idx, z0, pre, eps1, post))
         timer.add("update", time.perf_counter() - t0)
@@ -350,6 +353,7 @@ class Maesn(MetaAlgorithm):
             "time/adapt_s": timer.totals.get("adapt", 0.0),
             "time/update_s": timer.totals.get("update", 0.0),
         })
+        metrics.update(stats_metrics(pre_stats, post_stats))
         return AlgoState(new_params, state.opt_state, state.iteration + 1, state.extra), metrics
 
     def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
@@ -367,11 +371,13 @@ class Maesn(MetaAlgorithm):
         idx = jnp.arange(T)
         theta_t = broadcast_tasks(P["theta"], T)
         keys = jax.random.split(key, steps + 1)
-        means, per_task, env_steps = [], [], 0
+        means, per_task, env_steps, rounds = [], [], 0, []
         for j in range(steps + 1):
             k_eps, k_s = jax.random.split(keys[j])
             z, _ = self._draw(k_eps, test["mu"], test["log_sigma"], sampler.episodes)
-            data, ret, n = self._sample(sampler, {"theta": theta_t, "z": z}, tasks, k_s, timer, per_task=True)
+            rounds.append({})
+            data, ret, n = self._sample(sampler, {"theta": theta_t, "z": z}, tasks, k_s, timer, per_task=True,
+                                        stats_out=rounds[-1])
             means.append(float(np.mean(ret)))
             per_task.append(ret)
             env_steps += n
@@ -380,7 +386,8 @@ class Maesn(MetaAlgorithm):
                 # adapt_tasks adapts θ from params["theta"]: carry the current θ' of each round
                 theta_t, mu1, ls1, _ = self._test_round(test, theta_t, idx, z, data, scale)
                 test = {**test, "mu": mu1, "log_sigma": ls1}
-        return {"returns": np.asarray(means), "task_returns": np.stack(per_task), "env_steps": env_steps}
+        return {"returns": np.asarray(means), "task_returns": np.stack(per_task), "env_steps": env_steps,
+                **stack_rounds(rounds)}
 
     def _test_round(self, test, theta_t, idx, z, data, scale):
         """One meta-test adaptation: the latent step (and with `adapt_policy` the θ step from the

@@ -64,7 +64,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast_tasks
+from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast_tasks, stack_rounds, task_means
 from bomrl.core.lambda_return import lambda_return
 from bomrl.core.policies import _mlp_apply, _mlp_init
 from bomrl.errors import ConfigError, check, check_choice
@@ -458,12 +458,14 @@ class Mgrl(MetaAlgorithm):
         T = sampler.num_tasks
         task_rep = np.repeat(self.task(sampler)[None], T, axis=0)
         params_t = broadcast_tasks(state.params, T)
-        means, per_task, env_steps = [], [], 0
+        means, per_task, env_steps, rounds = [], [], 0, []
         for k in jax.random.split(key, steps + 1):
             out = sampler.sample(self.policy, params_t, task_rep, k)
             batch = out[0] if isinstance(out, tuple) else out
             ret = np.asarray(batch.returns, np.float64).mean(axis=1)
             means.append(float(ret.mean()))
             per_task.append(ret)
+            rounds.append(task_means(batch))
             env_steps += int(np.asarray(batch.lengths).sum())
-        return {"returns": np.asarray(means), "task_returns": np.stack(per_task), "env_steps": env_steps}
+        return {"returns": np.asarray(means), "task_returns": np.stack(per_task), "env_steps": env_steps,
+                **stack_rounds(rounds)}

@@ -237,6 +237,9 @@ class RL2(MetaAlgorithm):
         })
         for k in range(K):
             metrics[f"charts/return_episode{k + 1}"] = float(per_episode[k])
+        for name, v in (batch.stats or {}).items():   # episode statistics: first / last episode of the trials
+            per_ep = np.asarray(v, np.float64).reshape(T, E // K, K).mean(axis=(0, 1))
+            metrics[f"charts/pre_{name}"], metrics[f"charts/post_{name}"] = float(per_ep[0]), float(per_ep[-1])
         new_state = AlgoState(params, opt_state, state.iteration + 1, state.extra)
         return new_state, metrics
 
@@ -255,5 +258,9 @@ class RL2(MetaAlgorithm):
         batch = self._sample_trials(sampler, policy, state.params, tasks, key, _Timer())
         T = np.shape(batch.returns)[0]
         per_task = np.asarray(batch.returns, np.float64).reshape(T, E // K, K).mean(axis=1).T    # [K, T]
-        return {"returns": per_task.mean(axis=1), "task_returns": per_task,
-                "env_steps": int(np.asarray(batch.lengths).sum())}
+        out = {"returns": per_task.mean(axis=1), "task_returns": per_task,
+               "env_steps": int(np.asarray(batch.lengths).sum())}
+        if batch.stats:
+            out["task_stats"] = {name: np.asarray(v, np.float64).reshape(T, E // K, K).mean(axis=1).T
+                                 for name, v in batch.stats.items()}
+        return out

@@ -34,6 +34,10 @@ class BenchSamplerConfig:
     """Timed sampler calls (after a warm-up compile); the best is reported."""
     seed: int = 0
     """Seed of the tasks, resets and policy."""
+    plugins: tuple[str, ...] = ()
+    """Modules to import first (they register task families, distances or algorithms), as
+    `bomrl train --plugins`."""
+
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class BenchIterationConfig:
     0..eval_steps adaptations (each on fresh data) on one fixed set of T held-out tasks."""
     set: tuple[str, ...] = ()
     """Algorithm config overrides NAME=VALUE, e.g. --set inner_steps_adam=20 lam=0.4."""
+    plugins: tuple[str, ...] = ()
+    """Modules to import first (they register task families, distances or algorithms), as
+    `bomrl train --plugins`."""
+
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,10 @@ class BenchUpdateConfig:
     """Sampler threads (0: one per CPU core)."""
     seed: int = 0
     """Seed of the policy, the tasks and the synthetic data."""
+    plugins: tuple[str, ...] = ()
+    """Modules to import first (they register task families, distances or algorithms), as
+    `bomrl train --plugins`."""
+
 
 
 @dataclass(frozen=True)
@@ -127,3 +139,6 @@ class BenchLearningConfig:
     """Sampler threads/processes (0: one per CPU core)."""
     out: Optional[Path] = None
     """Also append the JSON lines to this file."""
+    plugins: tuple[str, ...] = ()
+    """Modules to import first (they register task families, distances or algorithms), as
+    `bomrl train --plugins`."""

@@ -54,6 +54,9 @@ def validate(config: BenchIterationConfig):
 
 
 def run(config: BenchIterationConfig) -> dict:
+    from bomrl.workflow.plugins import import_plugins
+
+    import_plugins(config.plugins)   # --plugins: families, distances, algorithms of the user's
     return measure(config, *validate(config))
 
 

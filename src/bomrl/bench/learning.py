@@ -58,6 +58,9 @@ def validate(config: BenchLearningConfig) -> list[tuple[TrainConfig, object]]:
 
 
 def run(config: BenchLearningConfig) -> list[dict]:
+    from bomrl.workflow.plugins import import_plugins
+
+    import_plugins(config.plugins)   # --plugins: families, distances, algorithms of the user's
     return measure(config, validate(config))
 
 

@@ -15,6 +15,11 @@ far less than the wall-clock ratio.
 A family with pure-JAX dynamics (`--env nav2d`, `nav2d-sparse`; vector backend) is timed the same
 way (the whole rollout being one jitted lax.scan, policy included); it has no MuJoCo model, so the
 raw_* fields and the ratios are null and `jax_native` is true.
+
+Any other family (a gymnasium env stepped in a Python loop: Meta-World, user families with
+`--plugins`) is timed against a bare `env.step` loop instead (`baseline: "env.step"`: W processes
+each stepping one `family.make_env()` with random actions in the env's bounds, a task set and a
+reset every `horizon` steps or at the env's own end of episode); the raw_* fields then hold that.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import mujoco
 import numpy as np
 
 from bomrl.bench.config import BenchSamplerConfig
-from bomrl.core.policies import gaussian_mlp
+from bomrl.core.policies import categorical_mlp, gaussian_mlp
 from bomrl.envs import get_family, make_sampler
 from bomrl.envs.locomotion import FRAME_SKIP, load_model, reset_noise
 from bomrl.errors import check
@@ -60,16 +65,59 @@ def raw_worker(xml: str, steps: int, horizon: int, seed: int) -> tuple[float, fl
     return steps / (time.perf_counter() - start), time.process_time() - cpu
 
 
-def raw_rate(xml: str, steps_per_proc: int, horizon: int, procs: int) -> tuple[float, float]:
-    """Run `procs` raw_worker processes concurrently: (sum of their rates, CPU seconds per step)."""
-    code = ("import sys; from bomrl.bench.sampler import raw_worker; "
-            "print(*raw_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))")
+def raw_env_worker(family, steps: int, horizon: int, seed: int) -> tuple[float, float]:
+    """Bare `env.step` loop of one `family.make_env()` on one core: (env steps per second, CPU
+    seconds). Random actions within the env's bounds; a new task and reset every `horizon` steps
+    or when the env ends the episode itself."""
+    env = family.make_env()
+    rng = np.random.default_rng(seed)
+    tasks = family.sample_tasks(rng, max(1, steps // horizon + 1))
+    space = env.action_space
+    acts = [space.sample() for _ in range(256)] if hasattr(space, "n") else \
+        rng.uniform(space.low, space.high, size=(256, *space.shape))
+    start, cpu, t, done = time.perf_counter(), time.process_time(), 0, True
+    for k in range(steps):
+        if done or t == horizon:
+            family.set_task(env, tasks[k // horizon])
+            env.reset(seed=seed + k)
+            t = 0
+        _, _, term, trunc, _ = env.step(acts[k % 256])
+        done, t = bool(term or trunc), t + 1
+    env.close()
+    return steps / (time.perf_counter() - start), time.process_time() - cpu
+
+
+def _raw_env_main() -> None:
+    """`python -c` entry of raw_env_worker: reads (sys.path, family, steps, horizon, seed) pickled on stdin."""
+    import pickle
+
+    path, family, steps, horizon, seed = pickle.loads(sys.stdin.buffer.read())
+    del path
+    print(*raw_env_worker(family, steps, horizon, seed))
+
+
+def raw_rate(xml, steps_per_proc: int, horizon: int, procs: int) -> tuple[float, float]:
+    """Run `procs` raw processes concurrently: (sum of their rates, CPU seconds per step). xml: a
+    MuJoCo model (raw_worker) or a TaskFamily (raw_env_worker, the bare env.step loop)."""
+    import pickle
+
     env = dict(os.environ, OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu")
-    ps = [subprocess.Popen([sys.executable, "-c", code, xml, str(steps_per_proc), str(horizon), str(i)],
-                           stdout=subprocess.PIPE, env=env, text=True) for i in range(procs)]
+    if isinstance(xml, str):
+        code = ("import sys; from bomrl.bench.sampler import raw_worker; "
+                "print(*raw_worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))")
+        ps = [subprocess.Popen([sys.executable, "-c", code, xml, str(steps_per_proc), str(horizon), str(i)],
+                               stdout=subprocess.PIPE, env=env, text=True) for i in range(procs)]
+        inputs = [None] * procs
+    else:   # the family's modules must be importable in the child: the parent's sys.path
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        code = "from bomrl.bench.sampler import _raw_env_main; _raw_env_main()"
+        ps = [subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+              for _ in range(procs)]
+        inputs = [pickle.dumps((list(sys.path), xml, steps_per_proc, horizon, i)) for i in range(procs)]
     rates, cpu = [], 0.0
-    for p in ps:
-        out, _ = p.communicate(timeout=3600)
+    for p, data in zip(ps, inputs):
+        out, _ = p.communicate(input=data, timeout=3600)
+        out = out.decode() if isinstance(out, bytes) else out
         rate, seconds = map(float, out.strip().splitlines()[-1].split())
         rates.append(rate)
         cpu += seconds
@@ -77,8 +125,9 @@ def raw_rate(xml: str, steps_per_proc: int, horizon: int, procs: int) -> tuple[f
 
 
 def run(config: BenchSamplerConfig) -> dict:
+    from bomrl.workflow.plugins import import_plugins
 
-
+    import_plugins(config.plugins)   # --plugins: families, distances, algorithms of the user's
     check_counts(("--tasks", config.tasks), ("--episodes", config.episodes), ("--horizon", config.horizon))
     check_int("--repeats", config.repeats, 1, MAX_ROUNDS)
     check_workers("--workers", config.workers)
@@ -86,9 +135,12 @@ def run(config: BenchSamplerConfig) -> dict:
     family = get_family(config.env)  # unknown names: one-line error listing the allowed ones
     xml = getattr(getattr(family, "stepper_cls", None), "xml", "")
     jax_native = config.backend == "vector" and family.jax_env() is not None
-    check(bool(xml) or jax_native, "--env", config.env, "a MuJoCo family with a fast stepper (the raw "
-          "baseline needs its model: halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir) or, with "
-          "--backend vector, a family with JAX dynamics (nav2d, nav2d-sparse)")
+    check(bool(xml) or jax_native or family.jax_env() is None, "--env", config.env,
+          "with --backend process or ray a family with a gymnasium env (nav2d's JAX dynamics have no "
+          "env to step in a worker; use --backend vector)")
+    baseline = "mujoco" if xml else (None if jax_native else "env.step")
+    if baseline == "env.step":
+        xml = family   # raw_rate steps the family's own env
     workers = config.workers or (os.cpu_count() or 1)
 
 
@@ -100,7 +152,7 @@ def run(config: BenchSamplerConfig) -> dict:
         raw_before, raw_cpu_before = raw_rate(xml, steps_per_proc, config.horizon, workers)
     with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,
                       num_workers=workers, seed=config.seed) as sampler:
-        policy = gaussian_mlp(sampler.obs_dim, sampler.act_dim)
+        policy = (categorical_mlp if sampler.discrete else gaussian_mlp)(sampler.obs_dim, sampler.act_dim)
         params = jax.vmap(policy.init)(jax.random.split(key, config.tasks))
         tasks = sampler.sample_tasks()
         sampler.warmup(policy, params)
@@ -132,7 +184,7 @@ def run(config: BenchSamplerConfig) -> dict:
     cpu_ratio = round(raw_cpu * best.env_steps / best_cpu, 3) if config.backend == "vector" else None
     result = {
         "env": family.name, "tasks": config.tasks, "episodes": config.episodes,
-        "horizon": config.horizon, "backend": config.backend, "workers": workers,
+        "horizon": config.horizon, "backend": config.backend, "workers": workers, "baseline": baseline,
         "env_steps": best.env_steps, "seconds": round(best.seconds, 3),
         "policy_seconds": round(best.policy_seconds, 3),
         "env_steps_per_s": round(env_rate, 1), "raw_mujoco_steps_per_s": round(raw, 1),
@@ -143,5 +195,7 @@ def run(config: BenchSamplerConfig) -> dict:
         "mean_return": round(float(np.mean(best.mean_return)), 3),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
+    if baseline == "env.step":   # the raw fields name what was stepped
+        result = {("raw_env_steps_per_s" if k == "raw_mujoco_steps_per_s" else k): v for k, v in result.items()}
     print(json.dumps(result), flush=True)
     return result

@@ -59,6 +59,9 @@ def validate(config: BenchUpdateConfig):
 
 
 def run(config: BenchUpdateConfig) -> dict:
+    from bomrl.workflow.plugins import import_plugins
+
+    import_plugins(config.plugins)   # --plugins: families, distances, algorithms of the user's
     train_cfg, algo_cfg = validate(config)
     return measure(config, train_cfg, algo_cfg)
 

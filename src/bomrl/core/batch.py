@@ -18,6 +18,7 @@ class Batch(NamedTuple):
     mask: np.ndarray      # [T, E, H] 1.0 while the episode is alive at step t, 0.0 after it ended
     returns: np.ndarray   # [T, E] undiscounted episode return (sum of rew)
     lengths: np.ndarray   # [T, E] number of valid steps per episode
+    stats: dict | None = None   # {name: [T, E]} the family's episode statistics (e.g. success), if any
 
     @property
     def num_tasks(self) -> int:

@@ -20,6 +20,18 @@ gymnasium environment takes a few dozen lines (worked example in docs/ENVIRONMEN
 
 Tasks are float64 numpy arrays [n, task_dim] so they can be stored, compared and vmapped.
 
+Optional parts of the interface:
+- `sample_test_tasks(rng, n)`: a held-out test split (Meta-World's test variations);
+  `bomrl meta-test` draws from it. A family without one is tested on fresh tasks of P(Γ).
+- `reward` defaults to the env's own reward (`info["env_reward"]`, which the loop stepper adds to
+  every step's info): for families whose task changes the env itself (`set_task`).
+- `episode_stats = {"success": "max"}`: per-episode statistics read from the env's step info
+  (`info[name]` each valid step, aggregated by "max", "sum" or "last"); the sampler returns them
+  as `batch.stats[name]` [T, E], training logs `charts/pre_NAME`/`charts/post_NAME` and
+  `bomrl meta-test` reports them after each adaptation.
+- `horizon_limit`: the env's own episode limit (default: probed from the env, gymnasium's
+  `TimeLimit` or Meta-World's `max_path_length`); a longer `--horizon` is refused.
+
 A family may also provide a fast vectorized stepper (`make_stepper`); the default one loops over
 `make_env()` instances in Python (`GymLoopStepper`). Steppers step N environments at once:
 
@@ -64,6 +76,10 @@ class TaskFamily:
     (module docstring); a family class may set its own default, `make_sampler(action_scale=)` and
     `bomrl train --action-scale` override it per run"""
 
+    episode_stats: dict = {}
+    """{name: "max" | "sum" | "last"}: per-episode statistics of the env's step `info[name]`
+    (module docstring); empty: none"""
+
     # ---- the interface a new family implements -------------------------------------------------
     def make_env(self):
         """Return a new gymnasium environment (the sampler makes one per (task, episode) slot)."""
@@ -73,14 +89,28 @@ class TaskFamily:
         """Draw n tasks from P(Γ) using only rng. Returns float64 [n, task_dim]."""
         raise NotImplementedError
 
+    def sample_test_tasks(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        """Draw n tasks of the held-out test split, or None (default): the family has no split and
+        is meta-tested on fresh tasks of `sample_tasks`."""
+        return None
+
+    @property
+    def has_test_split(self) -> bool:
+        """Whether the family defines a held-out test split (`sample_test_tasks` overridden)."""
+        return type(self).sample_test_tasks is not TaskFamily.sample_test_tasks
+
     def set_task(self, env, task: np.ndarray) -> None:
         """Apply a task to an environment before its episode starts (default: nothing to do,
         the task only enters the reward)."""
 
     def reward(self, task: np.ndarray, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray,
                info: dict) -> float:
-        """Task reward of one transition (obs, action) -> next_obs; info is the env's step info."""
-        raise NotImplementedError
+        """Task reward of one transition (obs, action) -> next_obs; info is the env's step info.
+        Default: the env's own reward (`info["env_reward"]`, added by the loop stepper)."""
+        if "env_reward" not in info:
+            raise NotImplementedError(f"{type(self).__name__}.reward: this stepper passes no env reward; "
+                                      "implement reward()")
+        return float(info["env_reward"])
 
     def terminated(self, task: np.ndarray, next_obs: np.ndarray, info: dict, env_terminated: bool) -> bool:
         """Whether the episode ends after this transition (default: the env's own termination)."""
@@ -97,6 +127,8 @@ class TaskFamily:
             _quiet_mujoco()
             env = self.make_env()
             try:
+                if "_horizon_limit" not in self.__dict__:
+                    self._horizon_limit = env_horizon_limit(env)
                 obs_dim = int(np.prod(env.observation_space.shape))
                 space = env.action_space
                 if isinstance(space, gym.spaces.Discrete):
@@ -109,6 +141,14 @@ class TaskFamily:
                 env.close()
             self._spaces_cache = cached
         return cached
+
+    @property
+    def horizon_limit(self) -> int | None:
+        """The env's own episode limit in steps (None: none known); probed once from an env."""
+        if "_horizon_limit" not in self.__dict__:
+            self._spaces_cache = None
+            self.spaces()
+        return self.__dict__.get("_horizon_limit")
 
     @property
     def obs_dim(self) -> int:
@@ -150,6 +190,39 @@ class TaskFamily:
         return f"{type(self).__name__}(name={self.name!r}, horizon={self.horizon})"
 
 
+def env_horizon_limit(env) -> int | None:
+    """The episode limit an env enforces itself: gymnasium's TimeLimit (`spec.max_episode_steps`)
+    or Meta-World's `max_path_length`; None if it has none."""
+    import gymnasium as gym
+
+    limits = []
+    spec = getattr(env, "spec", None)
+    if spec is not None and getattr(spec, "max_episode_steps", None):
+        limits.append(int(spec.max_episode_steps))
+    layer = env
+    while isinstance(layer, gym.Wrapper):   # a TimeLimit applied by hand (no spec)
+        if isinstance(layer, gym.wrappers.TimeLimit):
+            limits.append(int(layer._max_episode_steps))
+        layer = layer.env
+    path = getattr(getattr(env, "unwrapped", env), "max_path_length", None)
+    if isinstance(path, (int, np.integer)) and path > 0:
+        limits.append(int(path))
+    return min(limits) if limits else None
+
+
+AGGREGATIONS = ("max", "sum", "last")
+
+
+def check_episode_stats(family) -> dict:
+    """The family's `episode_stats` as {name: aggregation}; one-line ConfigError if malformed."""
+    stats = getattr(family, "episode_stats", None) or {}
+    ok = isinstance(stats, dict) and all(isinstance(k, str) and v in AGGREGATIONS for k, v in stats.items())
+    if not ok:
+        raise ConfigError(f"{type(family).__name__}.episode_stats={stats!r} is invalid: a dict "
+                          f"{{info key: one of {', '.join(AGGREGATIONS)}}}")
+    return dict(stats)
+
+
 def scale_action(act: np.ndarray, low: np.ndarray | None, high: np.ndarray | None,
                  scale: float) -> np.ndarray:
     """Policy action in [−scale, scale] -> env action in [low, high] (linear; clipped both sides).
@@ -187,8 +260,9 @@ def check_action_scale(value) -> float:
 class GymLoopStepper:
     """Steps N gymnasium environments of a family one after the other in Python.
 
-    The env's own reward is ignored: the reward is `family.reward(task, ...)`. A gymnasium
-    truncation (e.g. a TimeLimit shorter than the horizon) also ends the episode.
+    The reward is `family.reward(task, ...)`; the env's own reward reaches it as
+    `info["env_reward"]`. A gymnasium truncation also ends the episode. With `family.episode_stats`,
+    `step` returns a fourth array [N, K]: `info[name]` of each stat this step (0 where inactive).
     """
 
     def __init__(self, family: TaskFamily, num_envs: int):
@@ -198,6 +272,7 @@ class GymLoopStepper:
         self.obs_dim = family.obs_dim
         self.tasks: np.ndarray | None = None
         self.obs = np.zeros((num_envs, self.obs_dim))
+        self.stat_names = tuple(check_episode_stats(family))
 
     def reset(self, tasks: np.ndarray, seeds: np.ndarray) -> np.ndarray:
         self.tasks = np.asarray(tasks, np.float64)
@@ -213,15 +288,22 @@ class GymLoopStepper:
         rew = np.zeros(n)
         term = np.zeros(n, bool)
         discrete = self.family.discrete
+        stats = np.zeros((n, len(self.stat_names))) if self.stat_names else None
         for i in np.flatnonzero(active):
             a = int(actions[i]) if discrete else actions[i]
-            o, _, env_term, env_trunc, info = self.envs[i].step(a)
+            o, env_rew, env_term, env_trunc, info = self.envs[i].step(a)
             o = np.asarray(o, np.float64).ravel()
+            info = dict(info, env_reward=env_rew)
             rew[i] = self.family.reward(self.tasks[i], self.obs[i], actions[i], o, info)
             term[i] = self.family.terminated(self.tasks[i], o, info, bool(env_term)) or bool(env_trunc)
             next_obs[i] = o
             self.obs[i] = o
-        return next_obs, rew, term
+            for j, name in enumerate(self.stat_names):
+                if name not in info:
+                    raise ConfigError(f"task family {self.family.name!r} declares episode statistic {name!r} "
+                                      f"but its env's step info has no such key (keys: {sorted(info)})")
+                stats[i, j] = float(info[name])
+        return (next_obs, rew, term) if stats is None else (next_obs, rew, term, stats)
 
     def close(self) -> None:
         for env in self.envs:
@@ -250,6 +332,30 @@ FAMILIES.register("ant-dir", "bomrl.envs.locomotion:ant_dir")
 FAMILIES.register("nav2d", "bomrl.envs.navigation:Nav2dFamily")
 FAMILIES.register("nav2d-sparse", "bomrl.envs.navigation:Nav2dSparseFamily")
 FAMILIES.register("CartPole-v1", "bomrl.envs.classic:CartPoleFamily")
+
+
+class _MetaWorldFactory:
+    """Lazy factory of a Meta-World family (bomrl.envs.metaworld, imported on first use)."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    def __call__(self, seed: int = 0) -> TaskFamily:
+        from bomrl.envs.metaworld import make_family
+
+        return make_family(self.kind, seed)
+
+
+FAMILIES.register("ml10", _MetaWorldFactory("ML10"))
+for _env in ("assembly basketball bin-picking box-close button-press-topdown button-press-topdown-wall "
+             "button-press button-press-wall coffee-button coffee-pull coffee-push dial-turn disassemble "
+             "door-close door-lock door-open door-unlock hand-insert drawer-close drawer-open faucet-open "
+             "faucet-close hammer handle-press-side handle-press handle-pull-side handle-pull lever-pull "
+             "pick-place-wall pick-out-of-hole pick-place plate-slide plate-slide-side plate-slide-back "
+             "plate-slide-back-side peg-insert-side peg-unplug-side soccer stick-push stick-pull push "
+             "push-wall push-back reach reach-wall shelf-place sweep-into sweep window-open "
+             "window-close").split():   # Meta-World's ML1 environments (bomrl.envs.metaworld.ML1_ENVS)
+    FAMILIES.register(f"ml1-{_env}-v3", _MetaWorldFactory(f"{_env}-v3"))
 
 
 def register_family(name: str, factory: Callable[..., TaskFamily], overwrite: bool = False) -> None:

@@ -118,6 +118,7 @@ class RolloutWorker:
         self.episodes, self.horizon, self.dtype = episodes, horizon, np.dtype(dtype)
         self.spaces = family.spaces()
         self.action_scale = family.action_scale
+        self.episode_stats = dict(family.episode_stats or {})
         self.stepper = family.make_stepper((hi - lo) * episodes, 1)  # one CPU per actor
         self.act_fns: dict[int, object] = {}
 
@@ -145,10 +146,12 @@ class RolloutWorker:
         jax.block_until_ready(self._act_fn(token, policy_box)(params, obs, self._key(key_wire), np.int32(0)))
 
     def sample(self, token: int, policy_box: list, params, tasks, seeds, key_wire):
-        """rollout() of this shard: (obs, act, rew, mask, policy_seconds, env_seconds)."""
-        return rollout(self.stepper, self._act_fn(token, policy_box), params, tasks, seeds,
-                       self._key(key_wire), self.episodes, self.horizon, self.spaces, self.dtype,
-                       self.action_scale)
+        """rollout() of this shard: (obs, act, rew, mask, policy_seconds, env_seconds, stats)."""
+        stats: dict = {}
+        out = rollout(self.stepper, self._act_fn(token, policy_box), params, tasks, seeds,
+                      self._key(key_wire), self.episodes, self.horizon, self.spaces, self.dtype,
+                      self.action_scale, stats, self.episode_stats)
+        return (*out, stats)
 
 
 class RayWorkers:
@@ -293,7 +296,8 @@ class RaySampler(Sampler):
         policy_seconds = max(part[4] for part in parts)
         env_seconds = max(part[5] for part in parts)
         check_finite(arrays[0], arrays[2], arrays[3], family_label(self.family), tasks)
-        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
+        stats = {name: np.concatenate([part[6][name] for part in parts]) for name in parts[0][6]}
+        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds, stats)
 
 
 __all__ = ["MAX_TASK_RETRIES", "RaySampler", "RayWorkers", "RolloutWorker", "connect", "import_ray"]

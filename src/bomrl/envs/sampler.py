@@ -241,7 +241,8 @@ def _make_recurrent_act_fn(policy):
 
 def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds: np.ndarray, key,
                       episodes: int, horizon: int, spaces: tuple, dtype,
-                      action_scale: float = 10.0) -> tuple[np.ndarray, ...]:
+                      action_scale: float = 10.0, stats_out: dict | None = None,
+                      episode_stats: dict | None = None) -> tuple[np.ndarray, ...]:
     """`rollout` for a recurrent policy (trials of K = policy.episodes_per_trial episodes; module
     docstring). All n·E envs are reset first; episode slot k of every trial is stepped during the
     k-th block of H steps, the others are inactive. Same outputs as `rollout`."""
@@ -255,6 +256,7 @@ def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds:
     act_buf = np.zeros((T, nt, K, H, *act_shape), np.int64 if discrete else dtype)
     rew_buf = np.zeros((T, nt, K, H), np.float64)
     mask = np.zeros((T, nt, K, H), np.float64)
+    acc = EpisodeStats(episode_stats or {}, N)   # env i = (task, trial, slot k) row-major = (task, episode)
     t_env = time.perf_counter()
     obs0 = stepper.reset(np.repeat(tasks, E, axis=0), seeds).reshape(T, nt, K, obs_dim)
     env_seconds, policy_seconds = time.perf_counter() - t_env, 0.0
@@ -276,7 +278,9 @@ def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds:
             active[:, :, k] = alive
             full = full.reshape(N, *act_shape)
             env_act = full if discrete else scale_action(full, low, high, action_scale)
-            next_obs, rew, term = stepper.step(env_act, active.reshape(N))
+            out = stepper.step(env_act, active.reshape(N))
+            next_obs, rew, term = out[:3]
+            acc.add(out, active.reshape(N))
             policy_seconds += t1 - t0
             env_seconds += time.perf_counter() - t1
             next_obs = np.asarray(next_obs).reshape(T, nt, K, obs_dim)[:, :, k]
@@ -293,17 +297,53 @@ def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds:
             if not alive.any():
                 break
     shape = lambda x: x.reshape(T, E, H, *x.shape[4:])  # noqa: E731
+    if stats_out is not None:
+        stats_out.update(acc.result((T, E)))
     return shape(obs_buf), shape(act_buf), shape(rew_buf), shape(mask), policy_seconds, env_seconds
 
 
+class EpisodeStats:
+    """Aggregates a stepper's per-step info statistics ([N, K], the optional fourth output of
+    `step`) into per-episode values [N, K]: "max", "sum" or "last" over the episode's valid steps."""
+
+    def __init__(self, stats: dict, num_envs: int):
+        self.names, self.how = tuple(stats), tuple(stats.values())
+        self.values = np.zeros((num_envs, len(self.names)))
+        self.seen = np.zeros(num_envs, bool)
+
+    def add(self, out: tuple, active: np.ndarray) -> None:
+        if not self.names:
+            return
+        if len(out) < 4:
+            raise BomrlError(f"the stepper returned no episode statistics ({', '.join(self.names)}) although the "
+                             "family declares them (a custom make_stepper must return them as a 4th output)")
+        step = np.asarray(out[3], np.float64).reshape(len(self.values), len(self.names))
+        for j, how in enumerate(self.how):
+            cur, new = self.values[:, j], step[:, j]
+            if how == "max":
+                upd = np.where(self.seen, np.maximum(cur, new), new)
+            elif how == "sum":
+                upd = cur + new
+            else:
+                upd = new
+            self.values[:, j] = np.where(active, upd, cur)
+        self.seen |= active
+
+    def result(self, shape: tuple) -> dict:
+        """{name: [*shape]} (shape = (T, E))."""
+        return {n: self.values[:, j].reshape(shape).copy() for j, n in enumerate(self.names)}
+
+
 def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, episodes: int,
-            horizon: int, spaces: tuple, dtype, action_scale: float = 10.0) -> tuple[np.ndarray, ...]:
+            horizon: int, spaces: tuple, dtype, action_scale: float = 10.0,
+            stats_out: dict | None = None, episode_stats: dict | None = None) -> tuple[np.ndarray, ...]:
     """E episodes of H steps in each of n tasks on `stepper` (n*E envs, env i = task i // E).
 
     params: pytree with leading axis [n]; tasks [n, task_dim]; seeds [n*E]; spaces as returned by
     TaskFamily.spaces(); action_scale: the family's (policy actions in [−s, s] are mapped onto the
     env bounds, `families.scale_action`). Returns obs [n, E, H, obs_dim], act [n, E, H, (act_dim)], rew [n, E, H]
-    (float64), mask [n, E, H] (float64), policy_seconds, env_seconds.
+    (float64), mask [n, E, H] (float64), policy_seconds, env_seconds. With `episode_stats` (the
+    family's), `stats_out` receives {name: [n, E]} per-episode statistics (`EpisodeStats`).
     """
     obs_dim, act_dim, low, high, discrete = spaces
     T, E, H = tasks.shape[0], episodes, horizon
@@ -317,6 +357,7 @@ def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, 
     alive = np.ones(N, bool)
 
     env_tasks = np.repeat(tasks, E, axis=0)  # env i = (task i // E, episode i % E)
+    acc = EpisodeStats(episode_stats or {}, N)
     t_env = time.perf_counter()
     obs = stepper.reset(env_tasks, seeds)
     env_seconds = time.perf_counter() - t_env
@@ -329,7 +370,9 @@ def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, 
         t1 = time.perf_counter()
         act = act.reshape(N, *act_shape)
         env_act = act if discrete else scale_action(act, low, high, action_scale)
-        obs, rew, term = stepper.step(env_act, alive)
+        out = stepper.step(env_act, alive)
+        obs, rew, term = out[:3]
+        acc.add(out, alive)
         policy_seconds += t1 - t0
         env_seconds += time.perf_counter() - t1
         a_view = act_buf[:, :, t].reshape(N, *act_shape)
@@ -339,6 +382,8 @@ def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, 
         alive = alive & ~np.asarray(term, bool)
         if not alive.any():
             break
+    if stats_out is not None:
+        stats_out.update(acc.result((T, E)))
     return obs_buf, act_buf, rew_buf, mask, policy_seconds, env_seconds
 
 
@@ -370,12 +415,13 @@ def check_finite(obs, rew, mask, family_name: str, tasks) -> None:
 
 
 def assemble(obs, act, rew, mask, dtype, t_start: float, policy_seconds: float,
-             env_seconds: float) -> tuple[Batch, SampleStats]:
-    """Batch and SampleStats from rollout arrays [T, E, H, ...] (rew and mask float64)."""
+             env_seconds: float, stats: dict | None = None) -> tuple[Batch, SampleStats]:
+    """Batch and SampleStats from rollout arrays [T, E, H, ...] (rew and mask float64); stats:
+    the family's per-episode statistics {name: [T, E]} (none: None)."""
     returns = rew.sum(-1)
     lengths = mask.sum(-1).astype(np.int64)
     batch = Batch(obs=obs, act=act, rew=rew.astype(dtype), mask=mask.astype(dtype),
-                  returns=returns, lengths=lengths)
+                  returns=returns, lengths=lengths, stats=stats or None)
     stats = SampleStats(mean_return=returns.mean(1), env_steps=int(lengths.sum()),
                         seconds=time.perf_counter() - t_start, policy_seconds=policy_seconds,
                         env_seconds=env_seconds, mean_length=lengths.mean(1))
@@ -440,11 +486,19 @@ class Sampler:
             pass
 
     # ---- tasks and seeds ----------------------------------------------------------------------
-    def sample_tasks(self, rng: np.random.Generator | int | None = None, n: int | None = None) -> np.ndarray:
-        """n (default num_tasks) tasks of the family; rng defaults to one seeded by the sampler seed."""
+    def sample_tasks(self, rng: np.random.Generator | int | None = None, n: int | None = None,
+                     split: str = "train") -> np.ndarray:
+        """n (default num_tasks) tasks of the family; rng defaults to one seeded by the sampler seed.
+        split "test": the family's held-out test split (`TaskFamily.sample_test_tasks`), or, for a
+        family without one, fresh tasks of its distribution (the same as "train")."""
+        check_choice("split", split, ("train", "test"))
         if rng is None or isinstance(rng, (int, np.integer)):
             rng = np.random.default_rng(self.seed if rng is None else int(rng))
-        return np.asarray(self.family.sample_tasks(rng, n or self.num_tasks), np.float64)
+        n = n or self.num_tasks
+        tasks = self.family.sample_test_tasks(rng, n) if split == "test" else None
+        if tasks is None:
+            tasks = self.family.sample_tasks(rng, n)
+        return np.asarray(tasks, np.float64)
 
     def reset_seeds(self, iteration: int) -> np.ndarray:
         """Reset seed of every (task, episode) env in call number `iteration`, [T*E] (row-major)."""
@@ -525,8 +579,9 @@ class Sampler:
         seeds = self.reset_seeds(self.iteration)
         self.iteration += 1
         spaces = (self.obs_dim, self.act_dim, self.low, self.high, self.discrete)
+        stats: dict = {}
         try:
-            arrays, policy_seconds, env_seconds = self._rollout(policy, params, tasks, seeds, key, spaces)
+            arrays, policy_seconds, env_seconds = self._rollout(policy, params, tasks, seeds, key, spaces, stats)
         except BomrlError:
             raise
         except Exception as exc:  # noqa: BLE001 - a task family's own code failed: name it, one line
@@ -535,19 +590,19 @@ class Sampler:
             raise BomrlError(f"sampling from task family {family_label(self.family)!r} failed: {type(exc).__name__}: "
                              f"{exc} (set BOMRL_TRACEBACK=1 for the traceback)") from exc
         check_finite(arrays[0], arrays[2], arrays[3], family_label(self.family), tasks)
-        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds)
+        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds, stats)
 
-    def _rollout(self, policy, params, tasks, seeds, key, spaces):
+    def _rollout(self, policy, params, tasks, seeds, key, spaces, stats: dict):
         if self.jax_native:
             *arrays, policy_seconds, env_seconds = self._scan_rollout(policy, params, tasks, seeds, key)
         elif getattr(policy, "recurrent", False):
             *arrays, policy_seconds, env_seconds = rollout_recurrent(
                 self._stepper, self._act_fn(policy), policy, params, tasks, seeds, key, self.episodes,
-                self.horizon, spaces, self.dtype, self.family.action_scale)
+                self.horizon, spaces, self.dtype, self.family.action_scale, stats, self.family.episode_stats)
         else:
             *arrays, policy_seconds, env_seconds = rollout(
                 self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
-                self.horizon, spaces, self.dtype, self.family.action_scale)
+                self.horizon, spaces, self.dtype, self.family.action_scale, stats, self.family.episode_stats)
         return arrays, policy_seconds, env_seconds
 
 
@@ -573,6 +628,10 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
     horizon = fam.horizon if horizon is None else horizon
     check(isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool) and horizon >= 1,
           "horizon", horizon, "an integer >= 1")
+    if type(fam).make_stepper is TaskFamily.make_stepper and fam.jax_env() is None:
+        limit = fam.horizon_limit   # the loop stepper steps the family's gymnasium env itself
+        check(limit is None or horizon <= limit, "horizon", horizon,
+              f"at most {limit}: the environment of {family_label(fam)!r} ends every episode after {limit} steps")
     check_choice("backend", backend, BACKENDS)
     check(num_workers is None or (isinstance(num_workers, (int, np.integer)) and num_workers >= 1),
           "num_workers", num_workers, "None (one per CPU core) or an integer >= 1")

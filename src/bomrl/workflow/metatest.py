@@ -8,6 +8,11 @@ corrupt), draws `--tasks` test tasks from a seed stream the training never uses,
 adapts once on them; nothing is re-used across rounds. Each task's return is the mean over the
 run's episodes per task; `stderr` is the standard error of the mean over tasks.
 
+A family with a held-out test split (`TaskFamily.sample_test_tasks`: Meta-World's test variations)
+is tested on it (`"split": "test"` in the output); any other family on fresh tasks of its training
+distribution (`"split": "train"`). A family with episode statistics (Meta-World's success) gets
+them per adaptation too: `"stats": {name: [s0..sk]}` (means over tasks) and `"task_stats"`.
+
 `--env NAME` tests on another registered family with the same observation and action spaces (a run
 trained on nav2d's dense reward, tested on nav2d-sparse, as MAESN is evaluated); the test tasks come
 from that family's own task distribution with the same seed stream.
@@ -41,6 +46,9 @@ TEST_SAMPLER_CALLS = 2**40         # reset seeds of the test rollouts: counter f
 
 
 def run(config: MetaTestConfig) -> dict:
+    from bomrl.workflow.plugins import import_plugins
+
+    import_plugins(config.plugins)   # --plugins: families, distances, algorithms of the user's
     check_int("--adapt-steps", config.adapt_steps, 0, MAX_ROUNDS)
     check_int("--tasks", config.tasks, 1, MAX_COUNT)
     if config.seed is not None:
@@ -61,7 +69,8 @@ def run(config: MetaTestConfig) -> dict:
         algo = make_algo(cfg, algo_cfg, policy)
         key = jax.random.PRNGKey(seed)
         state = restore_tree(algo.init(jax.random.fold_in(key, 0)), ckpt)
-        tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]))
+        split = "test" if sampler.family.has_test_split else "train"
+        tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]), split=split)
         sampler.iteration = TEST_SAMPLER_CALLS
         res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps)
     per_task = np.asarray(res["task_returns"], np.float64)            # [k + 1, T]
@@ -75,11 +84,17 @@ def run(config: MetaTestConfig) -> dict:
         "horizon": cfg.horizon, "env_steps": int(res["env_steps"]), "seed": seed,
         "run_dir": str(config.run_dir),
         **({"adapt_kl": [float(k) for k in res["adapt_kl"]]} if "adapt_kl" in res else {}),
+        "split": split,
     }
+    task_stats = {k: np.asarray(v, np.float64) for k, v in (res.get("task_stats") or {}).items()}
+    if task_stats:
+        result["stats"] = {k: [float(x) for x in v.mean(axis=1)] for k, v in task_stats.items()}
+        result["task_stats"] = {k: v.tolist() for k, v in task_stats.items()}
     atomic_write_json(out, result)
     steps = "  ".join(f"{r:.2f}±{s:.2f}" for r, s in zip(result["returns"], result["stderr"]))
-    print(f"meta-test: {cfg.algo} on {cfg.env} (iteration {ckpt.iteration}, {config.tasks} tasks), "
-          f"return after 0..{config.adapt_steps} adaptations: {steps} -> {out}", file=sys.stderr)
+    extra = "".join(f"; {k} " + "  ".join(f"{x:.3f}" for x in v) for k, v in result.get("stats", {}).items())
+    print(f"meta-test: {cfg.algo} on {cfg.env} (iteration {ckpt.iteration}, {config.tasks} {'test-split ' if split == 'test' else ''}tasks), "
+          f"return after 0..{config.adapt_steps} adaptations: {steps}{extra} -> {out}", file=sys.stderr)
     return result
 
 

@@ -26,3 +26,6 @@ class MetaTestConfig:
     a run trained on nav2d, tested on nav2d-sparse); default: the family the run was trained on."""
     out: Optional[Path] = None
     """Output JSON file (default DIR/meta_test.json, or DIR/meta_test-ENV.json with --env)."""
+    plugins: tuple[str, ...] = ()
+    """Modules to import first (they register task families, distances or algorithms), as
+    `bomrl train --plugins` (the run's own plugins are imported anyway)."""

@@ -244,6 +244,51 @@ def _wall_table(groups, envs):
     return ["", "| env | method | seed | iterations | env steps | training wall s |", "| --- | --- | --- | --- | --- | --- |", *rows]
 
 
+def _stat_figures(groups, envs, colors, out: Path, smooth: int) -> dict:
+    """Per episode statistic of the families (Meta-World's success): NAME.png with the meta-test
+    value after 0..k adaptations (top, mean ± s.e. over seeds) and the training curve of
+    charts/post_NAME (bottom); NAME.md the meta-test table. {} when no run has statistics."""
+    names = sorted({k for env in envs for infos in groups[env].values() for i in infos
+                    for k in ((i["meta_test"] or {}).get("stats") or {})}
+                   | {c[len("charts/post_"):] for env in envs for infos in groups[env].values() for i in infos
+                      for c in (i["metrics"][-1] if i["metrics"] else {}) if c.startswith("charts/post_")
+                      and c != "charts/post_return"})
+    written = {}
+    for name in names:
+        fig = Figure(figsize=(4.5 * len(envs), 6.6))
+        axes = fig.subplots(2, len(envs), squeeze=False)
+        table = [f"| env | method | seeds | meta-tested at iteration | {name} after 0, 1, ... adaptations (± s.e.) |",
+                 "| --- | --- | --- | --- | --- |"]
+        for j, env in enumerate(envs):
+            for label, infos in sorted(groups[env].items()):
+                mts = [i["meta_test"] for i in infos if i["meta_test"] and name in (i["meta_test"].get("stats") or {})]
+                if mts:
+                    k = min(len(m["stats"][name]) for m in mts)
+                    mean, sem = _mean_sem([m["stats"][name][:k] for m in mts])
+                    axes[0][j].errorbar(np.arange(k), mean, yerr=sem, marker="o", capsize=3, label=label,
+                                        color=colors[label])
+                    axes[0][j].set_xticks(np.arange(k))
+                    its = ", ".join(str(i) for i in sorted({int(m["iteration"]) for m in mts}))
+                    cells = ", ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(mean, sem))
+                    table.append(f"| {env} | {label} | {len(mts)} | {its} | {cells} |")
+                curves = [i["metrics"] for i in infos if i["metrics"] and f"charts/post_{name}" in i["metrics"][-1]]
+                if curves:
+                    n = min(len(c) for c in curves)
+                    x = np.asarray([row["iteration"] for row in curves[0][:n]])
+                    mean, sem = _mean_sem([_smooth([row[f"charts/post_{name}"] for row in c[:n]], smooth)
+                                           for c in curves])
+                    axes[1][j].plot(x, mean, label=label, color=colors[label])
+                    if len(curves) > 1:
+                        axes[1][j].fill_between(x, mean - sem, mean + sem, color=colors[label], alpha=0.2)
+            _decorate(axes[0][j], env, "adaptation steps", f"{name} (meta-test)")
+            _decorate(axes[1][j], env, "meta-iteration", f"post-adaptation {name} (training)")
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
+        (out / f"{name}.md").write_text("\n".join(table) + "\n")
+        written[name] = str(out / f"{name}.png")
+    return written
+
+
 def run(config: PlotConfig) -> dict:
     check(len(config.runs) >= 1, "RUN", config.runs, "at least one run directory")
     check(config.smooth >= 1, "--smooth", config.smooth, "an integer >= 1")
@@ -333,6 +378,7 @@ def run(config: PlotConfig) -> dict:
         fig.savefig(out / "fig5_training.png", dpi=120, bbox_inches="tight")
         written["fig5"] = str(out / "fig5_training.png")
 
+    written.update(_stat_figures(groups, envs, colors, out, config.smooth))
     if not written:
         raise ConfigError("nothing to plot: the runs have no metrics.csv rows and no meta_test.json")
     print(f"plot: {len(runs)} runs -> " + ", ".join(written.values()), file=sys.stderr)
