@@ -6,7 +6,7 @@
 #
 # The choice, fixed before this test: among the BO-MRL rungs of scripts/ladder.sh trained to 100
 # iterations, the one with the highest training return after adaptation (metrics.csv post_return,
-# mean of the last 10 iterations, mean over seeds). That is R1 (223.0; R3 142.7, R5 43.1, seed 0
+# mean of the last 10 iterations, mean over seeds). That is R1 (223.0; R3 143.5, R5 43.1, seed 0
 # only for R3 and R5 at the time).
 #
 #   scripts/best_bomrl.sh                 # trains / resumes, meta-tests, writes the table

@@ -1,0 +1,20 @@
+"""Tables the docs quote from generated files (`<!-- table: PATH -->` blocks) are the files' current
+content: regenerating a table without syncing the docs fails here (scripts/sync_doc_tables.py)."""
+
+import runpy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sync = runpy.run_path(str(ROOT / "scripts" / "sync_doc_tables.py"))
+
+
+def test_docs_quote_the_committed_tables():
+    assert sync["main"](["--check"]) == 0
+
+
+def test_a_stale_block_is_rewritten_from_its_file():
+    path = "results/ladder/nav2d/table.md"
+    stale = f"text\n<!-- table: {path} -->\n| old | table |\n<!-- /table -->\nmore\n"
+    new = sync["synced"](stale)
+    assert new == f"text\n<!-- table: {path} -->\n{(ROOT / path).read_text()}<!-- /table -->\nmore\n"
+    assert sync["synced"](new) == new
