@@ -82,6 +82,22 @@ def test_episode_stats_on_hand_made_episodes():
     assert got["b"].tolist() == [[-8.0, -3.0]] and got["c"].tolist() == [[-5.0, -3.0]]
 
 
+def test_terminate_on_success_ends_episodes_at_their_first_success():
+    """Meta-World's evaluation episodes: with terminate_on_success an episode stops at the step whose
+    info["success"] is 1 (tasks 3 and 5; task 9 never succeeds and ends at the env's step 7)."""
+    import copy
+
+    fam = copy.copy(_CountFamily())
+    fam.terminate_on_success = True
+    with make_sampler(fam, 3, 2, 10, seed=0) as s:
+        policy = gaussian_mlp(1, 1)
+        params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), 3))
+        batch, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(batch.lengths, [[3, 3], [7, 7], [5, 5]])
+    np.testing.assert_array_equal(batch.stats["success"], [[1, 1], [0, 0], [1, 1]])
+    assert not _CountFamily.terminate_on_success
+
+
 def test_stats_key_missing_and_bad_declaration_are_one_line_errors():
     class Bad(_CountFamily):
         episode_stats = {"nope": "max"}
@@ -230,6 +246,15 @@ def test_train_and_meta_test_report_success_on_the_test_split(tmp_path, algo):
     assert all(0.0 <= x <= 1.0 for x in m["stats"]["success"])
     if algo != "maml-trpo":
         return
+    # Meta-World's evaluation protocol: the final round is 3 episodes per task (ending at success)
+    res = subprocess.run([sys.executable, "-m", "bomrl.cli", "meta-test", str(run), "--adapt-steps", "1",
+                          "--tasks", "2", "--protocol", "metaworld", "--out", str(tmp_path / "mw.json")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    p = json.loads((tmp_path / "mw.json").read_text())
+    assert p["protocol"] == "metaworld" and p["eval_episodes"] == 3 and m["protocol"] == "standard"
+    assert p["returns"][0] == m["returns"][0]                # the same adaptation round
+    assert 2 * 2 * 20 < p["env_steps"] <= 2 * 2 * 20 + 2 * 3 * 20
     res = subprocess.run([sys.executable, "-m", "bomrl.cli", "plot", str(run), "--out", str(tmp_path / "plots")],
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr

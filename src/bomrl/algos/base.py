@@ -145,9 +145,11 @@ class MetaAlgorithm:
         metrics.update(stats_metrics(pre_stats, post_stats))
         return state, metrics
 
-    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, eval_sampler=None):
         """Meta-test: `steps` successive adaptations, each on FRESH data sampled with the current
-        (adapted) policies; nothing is re-used across steps.
+        (adapted) policies; nothing is re-used across steps. With `eval_sampler`, the final round
+        (after `steps` adaptations) is sampled from it instead (e.g. fewer episodes that end at
+        their first success: Meta-World's evaluation protocol).
 
         Returns a dict: `returns` [steps + 1] mean episode return after 0..steps adaptations,
         `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn, `adapt_kl` [steps]
@@ -163,7 +165,8 @@ class MetaAlgorithm:
         means, per_task, env_steps, kls, rounds = [], [], 0, [], []
         for j in range(steps + 1):
             rounds.append({})
-            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer, per_task=True,
+            source = eval_sampler if (eval_sampler is not None and j == steps) else sampler
+            data, ret, n = self._sample(source, params_t, tasks, keys[j], timer, per_task=True,
                                         stats_out=rounds[-1])
             means.append(float(np.mean(ret)))
             per_task.append(ret)

@@ -79,6 +79,9 @@ class TaskFamily:
     episode_stats: dict = {}
     """{name: "max" | "sum" | "last"}: per-episode statistics of the env's step `info[name]`
     (module docstring); empty: none"""
+    terminate_on_success: bool = False
+    """end an episode at the first step whose `info["success"]` is 1 (Meta-World's evaluation
+    protocol; `bomrl meta-test --protocol metaworld` sets it for its evaluation episodes only)"""
 
     # ---- the interface a new family implements -------------------------------------------------
     def make_env(self):
@@ -113,8 +116,9 @@ class TaskFamily:
         return float(info["env_reward"])
 
     def terminated(self, task: np.ndarray, next_obs: np.ndarray, info: dict, env_terminated: bool) -> bool:
-        """Whether the episode ends after this transition (default: the env's own termination)."""
-        return bool(env_terminated)
+        """Whether the episode ends after this transition (default: the env's own termination, or
+        a success when `terminate_on_success` is set)."""
+        return bool(env_terminated) or (self.terminate_on_success and bool(info.get("success", 0.0) >= 1.0))
 
     # ---- derived helpers -----------------------------------------------------------------------
     def spaces(self) -> tuple[int, int, np.ndarray | None, np.ndarray | None, bool]:

@@ -23,6 +23,7 @@ Output JSON: {"env", "trained_env", "algo", "distance", "tasks", "returns": [r0.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import sys
@@ -53,6 +54,7 @@ def run(config: MetaTestConfig) -> dict:
     check_int("--tasks", config.tasks, 1, MAX_COUNT)
     if config.seed is not None:
         check_seed("--seed", config.seed)
+    check_int("--eval-episodes", config.eval_episodes, 1, MAX_COUNT)
     cfg, algo_cfg = load_run(config.run_dir)           # one-line error if DIR is not a run
     trained_env = cfg.env
     if config.env is not None and config.env != cfg.env:
@@ -72,7 +74,12 @@ def run(config: MetaTestConfig) -> dict:
         split = "test" if sampler.family.has_test_split else "train"
         tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]), split=split)
         sampler.iteration = TEST_SAMPLER_CALLS
-        res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps)
+        if config.protocol == "metaworld":
+            with _eval_sampler(cfg, algo, sampler, config, seed) as evaluator:
+                res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps,
+                                 eval_sampler=evaluator)
+        else:
+            res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps)
     per_task = np.asarray(res["task_returns"], np.float64)            # [k + 1, T]
     sem = (per_task.std(axis=1, ddof=1) / math.sqrt(per_task.shape[1]) if per_task.shape[1] > 1
            else np.zeros(per_task.shape[0]))
@@ -84,7 +91,8 @@ def run(config: MetaTestConfig) -> dict:
         "horizon": cfg.horizon, "env_steps": int(res["env_steps"]), "seed": seed,
         "run_dir": str(config.run_dir),
         **({"adapt_kl": [float(k) for k in res["adapt_kl"]]} if "adapt_kl" in res else {}),
-        "split": split,
+        "split": split, "protocol": config.protocol,
+        **({"eval_episodes": config.eval_episodes} if config.protocol == "metaworld" else {}),
     }
     task_stats = {k: np.asarray(v, np.float64) for k, v in (res.get("task_stats") or {}).items()}
     if task_stats:
@@ -96,6 +104,25 @@ def run(config: MetaTestConfig) -> dict:
     print(f"meta-test: {cfg.algo} on {cfg.env} (iteration {ckpt.iteration}, {config.tasks} {'test-split ' if split == 'test' else ''}tasks), "
           f"return after 0..{config.adapt_steps} adaptations: {steps}{extra} -> {out}", file=sys.stderr)
     return result
+
+
+def _eval_sampler(cfg, algo, sampler, config: MetaTestConfig, seed: int):
+    """The final round's sampler of Meta-World's evaluation protocol: --eval-episodes episodes per
+    task of a copy of the family whose episodes end at their first success."""
+    from bomrl.algos.base import MetaAlgorithm
+
+    family = sampler.family
+    if "success" not in (family.episode_stats or {}):
+        raise ConfigError(f"--protocol=metaworld is invalid for {cfg.env!r}: the family reports no success "
+                          "(episode_stats); use --protocol standard")
+    if type(algo).adapt is not MetaAlgorithm.adapt:
+        raise ConfigError(f"--protocol=metaworld is invalid for --algo {cfg.algo}: it needs gradient-based "
+                          "adaptation (bomrl, maml-trpo, promp, emaml)")
+    family = copy.copy(family)
+    family.terminate_on_success = True
+    evaluator = make_run_sampler(cfg, config.tasks, seed, family=family, episodes=config.eval_episodes)
+    evaluator.iteration = TEST_SAMPLER_CALLS + 2**20   # its own reset seeds
+    return evaluator
 
 
 def _test_family(name: str, trained: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import tyro
 
@@ -26,6 +26,12 @@ class MetaTestConfig:
     a run trained on nav2d, tested on nav2d-sparse); default: the family the run was trained on."""
     out: Optional[Path] = None
     """Output JSON file (default DIR/meta_test.json, or DIR/meta_test-ENV.json with --env)."""
+    protocol: Literal["standard", "metaworld"] = "standard"
+    """standard: every round (0..k adaptations) samples the run's episodes per task. metaworld:
+    Meta-World's evaluation protocol: adaptation rounds as standard, the final round (after k
+    adaptations) is --eval-episodes episodes per task that end at their first success."""
+    eval_episodes: int = 3
+    """Episodes per task of the final round with --protocol metaworld (Meta-World's default: 3)."""
     plugins: tuple[str, ...] = ()
     """Modules to import first (they register task families, distances or algorithms), as
     `bomrl train --plugins` (the run's own plugins are imported anyway)."""

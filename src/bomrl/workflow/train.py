@@ -67,10 +67,13 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
                         dtype=dtype)
 
 
-def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int):
+def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int, family=None, episodes: int | None = None):
+    """The run's sampler (`family`: a family object instead of cfg.env's; `episodes`: instead of
+    the run's)."""
     extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
-    return make_sampler(cfg.env, num_tasks, cfg.episodes, cfg.horizon, backend=cfg.sampler,
-                        num_workers=cfg.workers or None, seed=seed, action_scale=cfg.action_scale, **extra)
+    return make_sampler(cfg.env if family is None else family, num_tasks, episodes or cfg.episodes, cfg.horizon,
+                        backend=cfg.sampler, num_workers=cfg.workers or None, seed=seed,
+                        action_scale=cfg.action_scale, **extra)
 
 
 def load_run(run_dir: Path):
