@@ -20,3 +20,18 @@ def test_bench_iteration_prints_one_json_line(env, algo, capsys):
     assert (res["algo"], res["env"], res["iterations"]) == (algo, env, 1)
     assert res["seconds_per_iteration"] > 0 and res["sampling_s"] > 0
     assert res["action_scale"] == (None if env == "CartPole-v1" else pytest.approx(0.1))
+
+
+def test_bench_iteration_returns_are_trainings_with_or_without_evaluation(capsys):
+    """bench iteration runs `bomrl train`'s iterations (tasks, keys and reset seeds of iteration i):
+    its returns equal bench learning's (which equal train's), and --eval-steps changes none of them."""
+    from bomrl.cli import main
+
+    common = ["--env", "CartPole-v1", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "2", "--horizon", "10"]
+    assert main(["bench", "learning", *common, "--iterations", "2"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()][:2]
+    for extra in ([], ["--eval-steps", "1"]):
+        assert main(["bench", "iteration", *common, "--iterations", "1", "--warmup", "1", *extra]) == 0
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert res["pre_returns"] == [round(r["pre_return"], 2) for r in rows]
+        assert res["post_returns"] == [round(r["post_return"], 2) for r in rows]

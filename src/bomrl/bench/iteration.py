@@ -6,6 +6,8 @@ a machine shared with other jobs, cpu_s / cores gives a rough idea of the unload
 Timings are medians over `iterations` timed meta-iterations after `warmup`
 untimed ones (the warm-up compiles everything). The line also carries the pre-/post-update mean
 return of every iteration (warm-up included), so a longer run doubles as a short learning curve:
+iteration i is `bomrl train`'s iteration i (its tasks, keys and reset seeds; `--eval-steps` rounds
+use reset seeds of their own and change none of them).
 
     bomrl bench iteration --env halfcheetah-vel --algo maml-trpo --tasks 40 --episodes 20 --horizon 100
 """
@@ -24,7 +26,9 @@ from bomrl.bench.config import BenchIterationConfig
 from bomrl.envs import get_family, make_sampler
 from bomrl.limits import MAX_ITERATIONS, MAX_ROUNDS, check_counts, check_int, check_positive, check_seed, check_workers
 from bomrl.workflow.config import TrainConfig, build_algo_config
-from bomrl.workflow.train import make_policy
+from bomrl.workflow.train import SAMPLER_CALL_STRIDE, make_policy
+
+EVAL_SAMPLER_CALLS = 2**41   # reset seeds of the --eval-steps rounds: beyond any training call
 
 __all__ = ["BenchIterationConfig", "measure", "run", "validate"]
 
@@ -75,7 +79,8 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg:
         evals = []
         eval_tasks = sampler.sample_tasks(np.random.default_rng([config.seed, 10**6]))
 
-        def evaluate():
+        def evaluate():   # reset seeds of its own (far beyond the iterations'): training is unchanged
+            sampler.iteration = EVAL_SAMPLER_CALLS
             out = algo.adapt(state, sampler, eval_tasks, jax.random.fold_in(key, 10**6), config.eval_steps)
             evals.append([round(float(r), 2) for r in out["returns"]])
 
@@ -83,6 +88,7 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg:
             evaluate()
         for it in range(config.warmup + config.iterations):
             tasks = sampler.sample_tasks(np.random.default_rng([config.seed, it]))
+            sampler.iteration = it * SAMPLER_CALL_STRIDE   # bomrl train's reset seeds: the same iterations
             t0, c0 = time.perf_counter(), time.process_time()
             state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
             m["wall_s"] = time.perf_counter() - t0
