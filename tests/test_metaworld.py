@@ -289,3 +289,17 @@ def test_metaworld_frictions_are_clear_errors():
         fam.make_env().reset()
     with pytest.raises(BomrlError, match="split must be 0 or 1"):
         fam.metaworld_task(np.array([2.0, 0.0, 0.0]))
+
+
+def test_workers_without_effect_on_the_vector_backend_are_named(tmp_path, capsys):
+    """--workers 2 with --sampler vector cannot parallelise a gymnasium loop family: one warning
+    line says so and names the backend that can (no silence)."""
+    from bomrl.cli import main
+
+    common = ["--env", "CartPole-v1", "--algo", "maml-trpo", "--iterations", "1", "--tasks", "2", "--episodes", "1",
+              "--horizon", "5", "--no-progress"]
+    assert main(["train", *common, "--workers", "2", "--out", str(tmp_path / "a")]) == 0
+    warn = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warn) == 1 and "--workers 2 has no effect" in warn[0] and "--sampler process" in warn[0]
+    assert main(["train", *common, "--workers", "1", "--out", str(tmp_path / "b")]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -39,6 +39,7 @@ from bomrl.workflow.checkpoint import (CheckpointError, list_checkpoints, load_l
 from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
                                    config_to_json, resolve_train_config, saved_algo_config)
 from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar, check_metrics_file, read_metrics
+from bomrl.envs.families import GymLoopStepper
 from bomrl.workflow.plugins import import_plugins
 from bomrl.workflow.runlock import RunLock
 
@@ -71,9 +72,14 @@ def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int, family=None, e
     """The run's sampler (`family`: a family object instead of cfg.env's; `episodes`: instead of
     the run's)."""
     extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
-    return make_sampler(cfg.env if family is None else family, num_tasks, episodes or cfg.episodes, cfg.horizon,
-                        backend=cfg.sampler, num_workers=cfg.workers or None, seed=seed,
-                        action_scale=cfg.action_scale, **extra)
+    sampler = make_sampler(cfg.env if family is None else family, num_tasks, episodes or cfg.episodes, cfg.horizon,
+                           backend=cfg.sampler, num_workers=cfg.workers or None, seed=seed,
+                           action_scale=cfg.action_scale, **extra)
+    if cfg.sampler == "vector" and cfg.workers > 1 and isinstance(getattr(sampler, "_stepper", None), GymLoopStepper):
+        print(f"bomrl: warning: --workers {cfg.workers} has no effect with --sampler vector for {cfg.env!r} (its "
+              f"gymnasium envs are stepped one after another in this process); --sampler process steps them in "
+              f"{cfg.workers} worker processes", file=sys.stderr)
+    return sampler
 
 
 def load_run(run_dir: Path):
