@@ -18,3 +18,14 @@ def test_a_stale_block_is_rewritten_from_its_file():
     new = sync["synced"](stale)
     assert new == f"text\n<!-- table: {path} -->\n{(ROOT / path).read_text()}<!-- /table -->\nmore\n"
     assert sync["synced"](new) == new
+
+
+def test_committed_ladder_tables_are_what_their_command_computes():
+    """`PLOT_ONLY=1 scripts/ladder.sh` / `scripts/best_bomrl.sh` regenerate the committed tables from
+    the committed runs (scripts/ladder_table.py), byte for byte."""
+    ladder = runpy.run_path(str(ROOT / "scripts" / "ladder_table.py"))
+    for root in ("results/ladder/halfcheetah-dir", "results/ladder/nav2d"):
+        assert ladder["table"](ROOT / root) == (ROOT / root / "table.md").read_text(), root
+    r0 = [ROOT / f"results/locomotion/halfcheetah-dir-maml-trpo-s{s}" for s in (0, 1)]
+    best = ROOT / "results/best/halfcheetah-dir"
+    assert ladder["table"](best, r0) == (best / "table.md").read_text()
