@@ -247,7 +247,8 @@ def _wall_table(groups, envs):
 def _stat_figures(groups, envs, colors, out: Path, smooth: int) -> dict:
     """Per episode statistic of the families (Meta-World's success): NAME.png with the meta-test
     value after 0..k adaptations (top, mean ± s.e. over seeds) and the training curve of
-    charts/post_NAME (bottom); NAME.md the meta-test table. {} when no run has statistics."""
+    charts/post_NAME (bottom); NAME.md the meta-test table (± s.e. over seeds, or over test tasks
+    for a single seed). {} when no run has statistics."""
     names = sorted({k for env in envs for infos in groups[env].values() for i in infos
                     for k in ((i["meta_test"] or {}).get("stats") or {})}
                    | {c[len("charts/post_"):] for env in envs for infos in groups[env].values() for i in infos
@@ -265,6 +266,9 @@ def _stat_figures(groups, envs, colors, out: Path, smooth: int) -> dict:
                 if mts:
                     k = min(len(m["stats"][name]) for m in mts)
                     mean, sem = _mean_sem([m["stats"][name][:k] for m in mts])
+                    if len(mts) == 1 and name in (mts[0].get("task_stats") or {}):   # one seed: s.e. over tasks
+                        per = np.asarray(mts[0]["task_stats"][name], np.float64)[:k]
+                        sem = per.std(axis=1, ddof=1) / np.sqrt(per.shape[1]) if per.shape[1] > 1 else 0 * per[:, 0]
                     axes[0][j].errorbar(np.arange(k), mean, yerr=sem, marker="o", capsize=3, label=label,
                                         color=colors[label])
                     axes[0][j].set_xticks(np.arange(k))
