@@ -42,6 +42,19 @@ def test_ant_rewards_hand_computed():
     assert DT == 0.05
 
 
+def test_released_reward_variants_hand_computed():
+    from bomrl.envs.locomotion import ant_reward_released
+
+    x0, x1 = np.array([0.0, 0.0]), np.array([0.05, -0.1])        # v_x = 1.0, -2.0
+    a = np.zeros((2, 8))
+    a[0, :2] = [1.0, -1.0]                                           # ||a||^2 = 2
+    rd = ant_reward_released("dir", np.array([[1.0], [-1.0]]), x0, x1, a, np.array([True, False]))
+    np.testing.assert_allclose(rd, [1.0 + 0.05 + 1.0 - 0.01 * 0.5 * 2, 2.0 + 0.05])
+    fam = get_family("halfcheetah-vel-noctrl")
+    assert fam.name == "halfcheetah-vel-noctrl" and get_family("ant-dir-released").name == "ant-dir-released"
+    assert fam.reward(np.array([1.5]), None, np.ones(6), None, {"x_velocity": 2.0}) == -0.5
+
+
 def test_ant_healthy_rule():
     qpos = np.zeros((5, 15))
     qpos[:, 2] = [0.2, 1.0, 0.19, 1.01, 0.5]
@@ -68,7 +81,8 @@ def test_model_without_settotalmass_is_identical(capfd):
     assert checked > 50
 
 
-@pytest.mark.parametrize("name", ["halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir"])
+@pytest.mark.parametrize("name", ["halfcheetah-vel", "halfcheetah-dir", "ant-vel", "ant-dir", "ant-dir-released",
+                                  "ant-vel-released", "halfcheetah-vel-noctrl"])
 def test_fast_path_equals_gymnasium(name):
     """Scripted rollout (fixed seeds, fixed random actions incl. out-of-bounds ones that are
     clipped): observation, reward and termination bit-identical to gymnasium's env."""

@@ -63,6 +63,16 @@ def test_compute_theory_bound_is_formula_times_variance(small_tasks):
     coef = 2 * 1.8 * out["a_max"] / (0.04 * out["epsilon"])
     assert out["bound"] == pytest.approx(coef * out["task_variance"], rel=1e-12)
     assert 0 < out["epsilon"] < 1 and 0 < out["a_max"] <= out["a_max_global"] + 1e-12
+    # the figures' form (released figure script 37168178304: constant · 9 · factor): 9 λ Var at γ = 0.8,
+    # which IS the theorem's bound when λ is the theorem's prescribed λ, and far below it at λ = 0.5
+    assert out["bound_figure_form"] == pytest.approx(9.0 * 0.5 * out["task_variance"], rel=1e-12)
+    at = compute_theory(small_tasks, phi, "kl", out["lambda_theorem"], TheoryOptions(var_steps=300))
+    assert at["bound_figure_form"] == pytest.approx(at["bound"], rel=1e-12)
+    assert out["bound_figure_form"] < 1e-2 * out["bound"]
+    eu = compute_theory(small_tasks, phi, "euclid", 0.04, TheoryOptions(var_steps=300))
+    assert eu["bound_figure_form"] == pytest.approx(46 / 6 * 0.04 * eu["task_variance"], rel=1e-12)
+    at3 = compute_theory(small_tasks, phi, "euclid", eu["lambda_theorem"], TheoryOptions(var_steps=300))
+    assert at3["bound_figure_form"] == pytest.approx(at3["bound"], rel=1e-12)
     remark = compute_theory(small_tasks, phi, "kl", 0.5, TheoryOptions(epsilon="remark1", var_steps=300))
     live = ~small_tasks.terminal
     assert remark["epsilon"] == pytest.approx(0.2 * float(jnp.min(jnp.where(live, small_tasks.rho, 1.0))))

@@ -25,8 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.algos.data import Data, masked_mean, process_batch
-from bomrl.core.policies import Policy
+from bomrl.core.policies import Policy, mean_action as _mean_action
 from bomrl.errors import check
+
+
+MEAN_ACTION_CALLS = 2**30   # offset of the mean-action rounds' reset seeds from the stochastic rounds'
 
 
 class AlgoState(NamedTuple):
@@ -145,7 +148,8 @@ class MetaAlgorithm:
         metrics.update(stats_metrics(pre_stats, post_stats))
         return state, metrics
 
-    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, eval_sampler=None):
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, eval_sampler=None,
+              mean_action: bool = False):
         """Meta-test: `steps` successive adaptations, each on FRESH data sampled with the current
         (adapted) policies; nothing is re-used across steps. With `eval_sampler`, the final round
         (after `steps` adaptations) is sampled from it instead (e.g. fewer episodes that end at
@@ -156,13 +160,17 @@ class MetaAlgorithm:
         the size of each adaptation: mean over tasks and the states it adapted on of
         KL(π_before(·|s) ‖ π_after(·|s)); for a family with episode statistics, `task_stats`
         {name: [steps + 1, T]} (e.g. the success rate of each task's episodes).
+
+        With `mean_action`, every round also samples as many episodes acting with the policy's mode
+        (`bomrl.core.policies.mean_action`; reset seeds of their own, so the stochastic rounds are
+        those of a run without it): `task_returns_mean_action` [steps + 1, T].
         """
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         timer = _Timer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         params_t = broadcast_tasks(state.params, num_tasks)
         keys = jax.random.split(key, steps + 1)
-        means, per_task, env_steps, kls, rounds = [], [], 0, [], []
+        means, per_task, env_steps, kls, rounds, modes = [], [], 0, [], [], []
         for j in range(steps + 1):
             rounds.append({})
             source = eval_sampler if (eval_sampler is not None and j == steps) else sampler
@@ -171,11 +179,22 @@ class MetaAlgorithm:
             means.append(float(np.mean(ret)))
             per_task.append(ret)
             env_steps += n
+            if mean_action:
+                calls = source.iteration
+                source.iteration = calls + MEAN_ACTION_CALLS
+                _, ret_mode, n = self._sample(source, params_t, tasks, keys[j], timer, per_task=True,
+                                              policy=_mean_action(self.policy))
+                source.iteration = calls
+                modes.append(ret_mode)
+                env_steps += n
             if j < steps:
                 before, params_t = params_t, self._adapt_batched(params_t, data)
                 kls.append(float(self._adaptation_kl(before, params_t, data)))
-        return {"returns": np.asarray(means), "task_returns": np.stack(per_task),
-                "env_steps": env_steps, "adapt_kl": np.asarray(kls), **stack_rounds(rounds)}
+        out = {"returns": np.asarray(means), "task_returns": np.stack(per_task),
+               "env_steps": env_steps, "adapt_kl": np.asarray(kls), **stack_rounds(rounds)}
+        if mean_action:
+            out["task_returns_mean_action"] = np.stack(modes)
+        return out
 
     def _adaptation_kl(self, before_t, after_t, data: Data):
         """Mean over tasks of the masked mean KL(π_before(·|s) ‖ π_after(·|s)) on data's states."""
@@ -213,14 +232,17 @@ class MetaAlgorithm:
     def _process(self, batch_arrays) -> Data:
         c = self.config
         return process_batch(batch_arrays, discount=c.discount, gae_lambda=c.gae_lambda,
-                             normalize=c.normalize_advantages)
+                             normalize=c.normalize_advantages,
+                             estimator=getattr(c, "advantage_estimator", "gae"),
+                             continuation=getattr(c, "continuation", 0))
 
     def _sample(self, sampler, params_t, tasks, key, timer: _Timer, per_task: bool = False,
-                stats_out: dict | None = None):
+                stats_out: dict | None = None, policy=None):
         """Sample with per-task params, turn the batch into `Data` (jax arrays + advantages).
-        `stats_out` receives the family's episode statistics as per-task means {name: [T]}."""
+        `stats_out` receives the family's episode statistics as per-task means {name: [T]};
+        `policy` replaces the algorithm's policy for acting (e.g. its mean-action form)."""
         t0 = time.perf_counter()
-        out = sampler.sample(self.policy, params_t, tasks, key)
+        out = sampler.sample(self.policy if policy is None else policy, params_t, tasks, key)
         batch = out[0] if isinstance(out, tuple) else out
         if stats_out is not None:
             stats_out.update(task_means(batch))
@@ -232,6 +254,12 @@ class MetaAlgorithm:
                   jnp.asarray(batch.rew, dtype), jnp.asarray(batch.mask, dtype))
         data = _block(self._jit_process(arrays))
         timer.add("process", time.perf_counter() - t0)
-        task_ret = np.asarray(batch.returns, np.float64).mean(axis=1)   # [T]
+        cont = getattr(self.config, "continuation", 0)
+        if cont:   # the reported return is the data's: the continuation steps only extend Q
+            h = np.shape(batch.rew)[-1] - cont
+            episode_ret = (np.asarray(batch.rew, np.float64)[..., :h] * np.asarray(batch.mask)[..., :h]).sum(-1)
+        else:
+            episode_ret = np.asarray(batch.returns, np.float64)
+        task_ret = episode_ret.mean(axis=1)   # [T]
         ret = task_ret if per_task else float(task_ret.mean())
         return data, ret, int(np.asarray(batch.lengths).sum())

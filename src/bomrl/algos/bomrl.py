@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm
-from bomrl.algos.data import AdvantageSettings, Data, masked_mean
+from bomrl.algos.data import RELEASED_Q, AdvantageSettings, Data, QSettings, masked_mean
 from bomrl.algos.maml_trpo import adapted_fisher_vp, kl_of_adapted
 from bomrl.core import DISTANCES, distance_names
 from bomrl.core.hypergradient import bomrl_hypergradient
@@ -37,7 +37,7 @@ from bomrl.limits import MAX_COUNT, check_int, check_nonnegative, check_positive
 
 
 @dataclass(frozen=True)
-class BoMrlConfig(TRPOSettings, AdvantageSettings):
+class BoMrlConfig(TRPOSettings, QSettings, AdvantageSettings):
     """BO-MRL (Algorithm 2) hyper-parameters: the fields below, the TRPO meta-step (`TRPOSettings`;
     the paper's App. B radius is max_kl = 1e-3, the default is the MAML family's 0.01) and the
     advantage pipeline (`AdvantageSettings`; gae_lambda 1.0 = Monte-Carlo Q minus the linear
@@ -65,6 +65,10 @@ class BoMrlConfig(TRPOSettings, AdvantageSettings):
     inner_backtrack: int = 6
     """armijo: maximum halvings of inner_lr per step (6: down to inner_lr/64; a step finding no
     decrease is skipped)"""
+    inner_stop_distance: float = 0.0
+    """adam/sgd: take no further step once the λ-free distance D² of eq. (7) exceeds this (checked
+    before each step, the crossing step kept; the paper's released scripts: 3.0 for d1, d2 and d3,
+    with 50 Adam steps at 1e-3). 0 = every step is taken"""
     hypergradient: Literal["practical", "score", "unrolled"] = "unrolled"
     """implicit eq. (8) without ∇_φQ ("practical"), implicit Prop. 2 with the Appendix C ∇_φQ estimate
     ("score"), or "unrolled": reverse mode through the solver's steps (the exact derivative of
@@ -87,6 +91,12 @@ class BoMrlConfig(TRPOSettings, AdvantageSettings):
     surrogate on the post-update data, re-solving the adaptation on the stored B_τ (as the MAML
     family does); "linear" = KL only, improvement by the linear model gᵀΔ (the paper's Algorithm 2)"""
 
+    @property
+    def solver_kwargs(self) -> dict:
+        """The within-task solve's settings, as `solve_inner` / `unrolled_solution` take them."""
+        return {"steps": self.inner_steps_adam, "solver": self.inner_solver, "learning_rate": self.inner_lr,
+                "backtrack": self.inner_backtrack, "stop_distance": self.inner_stop_distance or None}
+
     def __post_init__(self):
         check_positive("lam", self.lam)
         check(self.distance in DISTANCES, "distance", self.distance, "one of " + ", ".join(distance_names()))
@@ -96,6 +106,9 @@ class BoMrlConfig(TRPOSettings, AdvantageSettings):
         check(self.inner_solver in ("adam", "sgd", "armijo", "newton"), "inner_solver", self.inner_solver,
               "one of adam, sgd, armijo, newton")
         check_int("inner_backtrack", self.inner_backtrack, 0, 60)
+        check_nonnegative("inner_stop_distance", self.inner_stop_distance)
+        check(self.inner_stop_distance == 0 or self.inner_solver in ("adam", "sgd"), "inner_stop_distance",
+              self.inner_stop_distance, "0 unless inner_solver is adam or sgd")
         check(self.hypergradient in ("practical", "score", "unrolled"), "hypergradient", self.hypergradient,
               "one of practical, score, unrolled")
         check(not (self.hypergradient == "unrolled" and self.inner_solver == "newton"), "hypergradient",
@@ -139,6 +152,16 @@ PRESETS = {
     # meta-step (TRPO bounding KL(π_φ_old ‖ π_φ) on the pre-update states)
     "one-step": {"distance": "euclid", "lam": 5.0, "surrogate": "linear", "inner_solver": "sgd",
                  "inner_steps_adam": 1, "inner_lr": 0.1, "hypergradient": "unrolled"},
+    # the paper's released Ant-dir trainer (36902121699, solver 58686367566; docs/REPRODUCTION.md,
+    # "Under the released scripts' protocol"): λ 5 on L/λ + D (the same minimiser as L + λD), 50
+    # Adam steps at 1e-3 stopped at a distance of 3, implicit hypergradient by 10 undamped CG
+    # iterations, TRPO δ 3e-2 undamped with 10 halvings, γ 0.995, Monte-Carlo Q centred per task and
+    # extended by a 200-step continuation (train with --horizon 400 for 200-step episodes). Pick
+    # the distance with --distance; the run settings (tasks, episodes, hidden) are flags
+    "released": {**RELEASED_Q, "lam": 5.0, "surrogate": "h", "inner_solver": "adam", "inner_steps_adam": 50,
+                 "inner_lr": 1e-3, "inner_stop_distance": 3.0, "hypergradient": "practical",
+                 "hyper_cg_iters": 10, "hyper_damping": 0.0, "max_kl": 0.03, "cg_damping": 0.0,
+                 "ls_steps": 10, "ls_ratio": 0.5, "line_search": "linear", "trust_region": "pre"},
 }
 
 
@@ -197,9 +220,7 @@ class BoMrl(MetaAlgorithm):
     def solve(self, phi, data):
         """Alg(π_φ, λ, τ) for one task: (θ', diagnostics); data is `InnerData` (with data.logp the
         sampling log-probabilities are those, else log π_φ under stop_gradient)."""
-        c = self.config
-        return solve_inner(self.inner_loss, phi, data, steps=c.inner_steps_adam, solver=c.inner_solver,
-                           learning_rate=c.inner_lr, backtrack=c.inner_backtrack)
+        return solve_inner(self.inner_loss, phi, data, **self.config.solver_kwargs)
 
     def _adapt(self, params_t, data: Data):
         return jax.vmap(self.solve)(params_t, self.inner_data(data))
@@ -211,7 +232,7 @@ class BoMrl(MetaAlgorithm):
         theta, diag = self._adapt_jit(params_t, data)
         self._last_grad_ratio = diag["inner/grad_ratio"]
         keep = ("inner/loss", "inner/loss_initial", "inner/grad_norm", "inner/grad_ratio", "inner/kl",
-                "inner/distance", "inner/surrogate", "inner/step_frac")
+                "inner/distance", "inner/surrogate", "inner/step_frac", "inner/steps_taken")
         return theta, {k: v for k, v in diag.items() if k in keep}
 
     # ---- steps 3-5 ------------------------------------------------------------------------------
@@ -225,9 +246,7 @@ class BoMrl(MetaAlgorithm):
 
         if c.hypergradient == "unrolled":
             def one(th, d, gg):
-                _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, steps=c.inner_steps_adam,
-                                                              solver=c.inner_solver, learning_rate=c.inner_lr,
-                                                              backtrack=c.inner_backtrack), phi)
+                _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, **c.solver_kwargs), phi)
                 (hg,) = vjp(gg)
                 return hg, {"hyper/norm": jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(hg)))}
         else:
@@ -259,8 +278,7 @@ class BoMrl(MetaAlgorithm):
         pre_in = self.sampled_inner_data(phi, pre)
         # differentiable in p (solve_inner holds φ constant): the same steps as the adaptation
         theta_fn = lambda p: jax.vmap(lambda d: unrolled_solution(  # noqa: E731
-            self.inner_loss, p, d, steps=c.inner_steps_adam, solver=c.inner_solver, learning_rate=c.inner_lr,
-            backtrack=c.inner_backtrack))(pre_in)
+            self.inner_loss, p, d, **c.solver_kwargs))(pre_in)
         dist_old = jax.lax.stop_gradient(jax.vmap(policy.apply)(thetas, post.obs))
 
         def kl_fn(p):

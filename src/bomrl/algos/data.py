@@ -2,7 +2,9 @@
 
 `process_batch` turns sampler arrays (obs, act, rew, mask) [T, E, H, ...] into `Data` using the
 shared advantage pipeline `bomrl.core.advantages.estimate_advantages` (discounted returns, GAE,
-per-task linear feature baseline, per-task normalisation; defaults in docs/BASELINES.md).
+per-task linear feature baseline, per-task normalisation; defaults in docs/BASELINES.md), or the
+paper's released scripts' Q (`QSettings`: Monte-Carlo Q centred per task, extended by a
+continuation rollout).
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from bomrl.core.advantages import estimate_advantages, normalize_advantages
-from bomrl.limits import check_unit_interval
+from bomrl.core.advantages import continuation_rewards, estimate_advantages, normalize_advantages
+from bomrl.errors import check
+from bomrl.limits import MAX_COUNT, check_int, check_unit_interval
+
+ESTIMATORS = ("gae", "centred-mc")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,36 @@ class AdvantageSettings:
         check_unit_interval("discount", self.discount)
         check_unit_interval("gae_lambda", self.gae_lambda)
         getattr(super(), "__post_init__", lambda: None)()
+
+
+@dataclass(frozen=True)
+class QSettings:
+    """How Q is estimated from a batch, for the algorithms that can run the paper's released-scripts
+    protocol (BO-MRL, MAML-TRPO; mixed in beside `AdvantageSettings`)."""
+
+    advantage_estimator: str = "gae"
+    """gae = GAE(gae_lambda) with the per-task linear feature baseline (the MAML family's); centred-mc
+    = the Monte-Carlo return minus its mean over the task's batch, no baseline (the paper's released
+    scripts, 36902121699). normalize_advantages then standardises either"""
+    continuation: int = 0
+    """steps at the END of each sampled episode that are a continuation rollout, not data: their
+    discounted rewards extend the Monte-Carlo Q of the steps before them, which alone enter the
+    losses and the reported return (the released scripts: 200 more steps after each 200-step
+    episode, so sample with --horizon 400). 0 = none"""
+
+    def __post_init__(self):
+        check(self.advantage_estimator in ESTIMATORS, "advantage_estimator", self.advantage_estimator,
+              "one of " + ", ".join(ESTIMATORS))
+        check_int("continuation", self.continuation, 0, MAX_COUNT)
+        check(self.continuation == 0 or self.advantage_estimator == "centred-mc" or self.gae_lambda == 1.0,
+              "continuation", self.continuation, "0 unless gae_lambda is 1 or advantage_estimator is centred-mc")
+        getattr(super(), "__post_init__", lambda: None)()
+
+
+# The Q of the paper's released scripts (36902121699, 36935422779): γ 0.995, the Monte-Carlo return
+# of each 200-step episode extended by up to 200 more steps, centred per task, not standardised
+RELEASED_Q = {"discount": 0.995, "advantage_estimator": "centred-mc", "normalize_advantages": False,
+              "continuation": 200}
 
 
 class Data(NamedTuple):
@@ -58,10 +93,31 @@ def masked_mean(x: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(x * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
-def process_batch(arrays, discount: float, gae_lambda: float, normalize: bool = True) -> Data:
-    """(obs, act, rew, mask) [T, E, H, ...] -> Data with returns and advantages (per-task baseline)."""
+def process_batch(arrays, discount: float, gae_lambda: float, normalize: bool = True,
+                  estimator: str = "gae", continuation: int = 0) -> Data:
+    """(obs, act, rew, mask) [T, E, H, ...] -> Data with returns and advantages.
+
+    estimator "gae": GAE with the per-task linear baseline; "centred-mc": the discounted return minus
+    its mean over the task's valid steps. continuation C > 0: the last C steps only extend the
+    returns of the first H − C (`continuation_rewards`); Data keeps the first H − C steps."""
     obs, act, rew, mask = arrays
-    out = estimate_advantages(obs, rew, mask, gamma=discount, gae_lambda=gae_lambda,
-                              baseline="linear", normalize=False)
-    adv = jax.vmap(normalize_advantages)(out["advantages"], mask) if normalize else out["advantages"]
-    return Data(obs, act, rew, mask, out["returns"], adv, out["advantages"])
+    check(continuation < rew.shape[-1], "continuation", continuation, f"< the batch's horizon {rew.shape[-1]}")
+    q_rew = rew
+    if continuation:
+        h = rew.shape[-1] - continuation
+        q_rew = continuation_rewards(rew, mask, discount, continuation)
+        obs, act, rew, mask = obs[..., :h, :], act[:, :, :h], rew[..., :h], mask[..., :h]
+    baseline = "linear" if estimator == "gae" else "none"
+    out = estimate_advantages(obs, q_rew, mask, gamma=discount, gae_lambda=gae_lambda,
+                              baseline=baseline, normalize=False)
+    raw = out["advantages"]
+    if estimator == "centred-mc":
+        n = jnp.maximum(jnp.sum(mask, axis=(1, 2), keepdims=True), 1.0)
+        raw = (out["returns"] - jnp.sum(out["returns"] * mask, axis=(1, 2), keepdims=True) / n) * mask
+    adv = jax.vmap(normalize_advantages)(raw, mask) if normalize else raw
+    return Data(obs, act, rew, mask, out["returns"], adv, raw)
+
+
+def data_horizon(horizon: int, config) -> int:
+    """The steps per episode that are data (the sampled horizon minus any continuation)."""
+    return horizon - getattr(config, "continuation", 0)

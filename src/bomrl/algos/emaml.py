@@ -63,6 +63,7 @@ class EMaml(MamlTrpo):
     name = "emaml"
     label = "E-MAML"   # display name (plots, tables)
     Config = EMamlConfig
+    PRESETS: dict = {}   # MAML-TRPO's "released" preset is the paper's MAML baseline, not E-MAML
 
     def objective(self, phi, inner_datas, post, consts):
         c = self.config

@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 
 from bomrl.algos.base import AlgoState, MetaAlgorithm, broadcast_tasks
-from bomrl.algos.data import AdvantageSettings, Data, masked_mean
+from bomrl.algos.data import RELEASED_Q, AdvantageSettings, Data, QSettings, masked_mean
 from bomrl.algos.pg_adaptation import InnerPGSettings, adapted_params, log_prob, pg_step, sampling_log_probs
 from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.limits import check_interval
 
 
 @dataclass(frozen=True)
-class MamlTrpoConfig(InnerPGSettings, TRPOSettings, AdvantageSettings):
+class MamlTrpoConfig(InnerPGSettings, TRPOSettings, QSettings, AdvantageSettings):
     """MAML-TRPO hyper-parameters: the inner step (`InnerPGSettings`), the TRPO meta-step
     (`TRPOSettings`), the advantage pipeline (`AdvantageSettings`) and the field below; defaults and
     their sources in docs/BASELINES.md."""
@@ -145,6 +145,13 @@ class MamlTrpo(MetaAlgorithm):
     name = "maml-trpo"
     label = "MAML-TRPO"   # display name (plots, tables)
     Config = MamlTrpoConfig
+    PRESETS = {
+        # the paper's released MAML baseline (36935422779; docs/REPRODUCTION.md, "Under the released
+        # scripts' protocol"): one step of 0.1 on the h surrogate of the centred Monte-Carlo Q, TRPO
+        # δ 3e-3 undamped with 10 halvings, γ 0.995, 200-step continuation (train with --horizon 400)
+        "released": {**RELEASED_Q, "inner_objective": "h", "inner_lr": 0.1, "max_kl": 3e-3, "cg_damping": 0.0,
+                     "ls_steps": 10, "ls_ratio": 0.5},
+    }
 
     def __init__(self, config: MamlTrpoConfig, policy):
         super().__init__(config, policy)

@@ -7,6 +7,8 @@ differ in the second derivative, which the meta-gradient sees):
 - "log_likelihood":   Ĵ(θ) = mean[ log π_θ(a|s) · A ]                (Finn et al. 2017; pytorch-maml-rl)
 - "likelihood_ratio": Ĵ(θ) = mean[ π_θ(a|s)/π_old(a|s) · A ]         (ProMP's low-variance-curvature
   estimator; π_old = the policy that sampled the batch, a constant)
+- "h":                Ĵ(θ) = mean[ h(π_θ(a|s)/π_old(a|s)) · A ], h(x) = 2σ(2x − 2) (BO-MRL's eq. (7)
+  surrogate, which the paper's released MAML baseline steps on, 36935422779; h(1) = h'(1) = 1)
 
 All functions take ONE task's data (leading axes [E, H]) and are vmapped over tasks by callers.
 """
@@ -20,11 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from bomrl.algos.data import Data, masked_mean
+from bomrl.core.losses import h_transform
 from bomrl.core.policies import Policy
 from bomrl.errors import check
 from bomrl.limits import MAX_COUNT, check_int, check_positive
 
-INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio")
+INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio", "h")
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,9 @@ class InnerPGSettings:
     """inner policy-gradient step size α (pytorch-maml-rl `fast-lr`, ProMP `inner_lr`: 0.1)"""
     inner_steps: int = 1
     """inner gradient steps during meta-training, each on freshly sampled data (references: 1)"""
-    inner_objective: Literal["log_likelihood", "likelihood_ratio"] = "log_likelihood"
-    """inner surrogate: mean[log π·A] (original MAML, pytorch-maml-rl) or mean[π/π_old·A] (ProMP's LVC)"""
+    inner_objective: Literal["log_likelihood", "likelihood_ratio", "h"] = "log_likelihood"
+    """inner surrogate: mean[log π·A] (original MAML, pytorch-maml-rl), mean[π/π_old·A] (ProMP's LVC) or
+    mean[h(π/π_old)·A] (the paper's released MAML baseline)"""
 
     def __post_init__(self):
         check_positive("inner_lr", self.inner_lr)
@@ -58,6 +62,8 @@ def inner_objective(policy: Policy, kind: str, params, data: Data, logp_old) -> 
         terms = logp * data.adv
     elif kind == "likelihood_ratio":
         terms = jnp.exp(logp - jax.lax.stop_gradient(logp_old)) * data.adv
+    elif kind == "h":
+        terms = h_transform(jnp.exp(logp - jax.lax.stop_gradient(logp_old))) * data.adv
     else:  # pragma: no cover - validated in configs
         raise ValueError(kind)
     return masked_mean(terms, data.mask)

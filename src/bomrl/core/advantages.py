@@ -40,6 +40,18 @@ def discounted_returns(rew: Array, mask: Array, gamma: float) -> Array:
     return _reverse_scan_time(step, jnp.zeros(rew.shape[:-1], rew.dtype), rew * mask, mask)
 
 
+def continuation_rewards(rew: Array, mask: Array, gamma: float, continuation: int) -> Array:
+    """Fold a continuation rollout into the rewards of the steps before it. rew, mask [..., H] ->
+    [..., H − C] with C = continuation: r_{H−C−1} += γ G_tail, G_tail = Σ_j γ^j r_{H−C+j} (0 if the
+    episode ended before). The discounted return of the result at t < H − C is then the
+    Monte-Carlo Q of the whole episode (the released scripts' Q: a 200-step episode extended by up
+    to 200 more steps), and GAE's last δ bootstraps with the observed tail."""
+    h = rew.shape[-1] - continuation
+    tail = discounted_returns(rew[..., h:], mask[..., h:], gamma)[..., 0]
+    head = jnp.asarray(rew[..., :h])
+    return head.at[..., h - 1].add(gamma * tail * jnp.asarray(mask[..., h - 1], head.dtype))
+
+
 def gae(rew: Array, values: Array, mask: Array, gamma: float, lam: float) -> Array:
     """Generalised advantage estimation. rew, values, mask: [..., H] -> advantages [..., H].
 

@@ -10,6 +10,10 @@ with NO new data (eq. 2, eq. 7 or eq. 9; see `bomrl.core.losses`).
     solver="newton"  Newton–CG with backtracking and a step-length cap (Hessian-vector products, never the
                      Hessian): for exact solves in tests and small problems
 
+`stop_distance` (adam, sgd): before each step, stop for good once the loss's λ-free distance
+(metric inner/distance) exceeds it; the step that crossed the threshold is kept (the paper's
+released solver: 50 Adam steps stopped at a mean distance of 3, docs/REPRODUCTION.md).
+
 `solve_inner` handles one task; `solve_inner_tasks` vmaps it over a leading task axis of the data
 (φ shared). Diagnostics are at the returned θ: inner/loss, inner/grad_norm, inner/kl, plus the loss's
 own metrics and inner/loss_initial (at θ = φ).
@@ -72,7 +76,7 @@ def armijo_step(value: Callable, th, learning_rate: float, backtrack: int):
 def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
                 learning_rate: float = 1e-2, newton_cg_iters: int = 50, newton_damping: float = 0.0,
                 newton_max_step: float = 1.0, backtrack: int = 10,
-                theta0=None) -> tuple[Any, dict]:
+                theta0=None, stop_distance: float | None = None) -> tuple[Any, dict]:
     """θ' ≈ argmin_θ loss_fn(θ, φ, data)[0], starting from θ0 (default φ).
 
     Args:
@@ -82,10 +86,13 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
       backtrack: armijo's maximum number of halvings per step.
       newton_cg_iters / newton_damping: CG cap and damping of each Newton system.
       newton_max_step: longest Newton/gradient step (parameter-space norm) per iteration.
+      stop_distance: adam/sgd only: no further step once inner/distance exceeds it (checked
+        before each step); None = always take every step. Adds inner/steps_taken.
     Returns (theta', diagnostics).
     """
     check_choice("solver", solver, SOLVERS)
     check(int(steps) >= 0, "steps", steps, ">= 0")
+    check_stop(solver, stop_distance)
     theta = phi if theta0 is None else theta0
     fixed = getattr(loss_fn, "fixed_phi", None)
     # φ is constant during the solve: precompute its terms once if the loss offers it
@@ -101,6 +108,8 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
             return th, t
 
         theta, step_sizes = jax.lax.scan(step, theta, None, length=steps)
+    elif stop_distance is not None:
+        theta, steps_taken = _stopped_scan(with_aux, theta, steps, solver, learning_rate, stop_distance)
     elif solver in FIRST_ORDER:
         opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
 
@@ -146,17 +155,53 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
                    "inner/grad_ratio": gnorm / jnp.maximum(grad0, jnp.finfo(gnorm.dtype).tiny)}
     if step_sizes is not None:   # armijo: mean step size over the K steps, as a fraction of lr
         diagnostics["inner/step_frac"] = jnp.mean(step_sizes) / learning_rate
+    if stop_distance is not None:
+        diagnostics["inner/steps_taken"] = steps_taken
     return theta, diagnostics
 
 
+def check_stop(solver: str, stop_distance) -> None:
+    """stop_distance: None, or a positive number with solver adam or sgd."""
+    if stop_distance is None:
+        return
+    check(float(stop_distance) > 0, "stop_distance", stop_distance, "a number > 0 (or None: no stop)")
+    check(solver in ("adam", "sgd"), "solver", solver, "adam or sgd with a stop distance")
+
+
+def _stopped_scan(with_aux, theta, steps: int, solver: str, learning_rate: float, stop_distance: float,
+                  remat: bool = False):
+    """`steps` adam/sgd steps on with_aux(θ) -> (loss, metrics), each taken only while no earlier
+    check found metrics["inner/distance"] > stop_distance (checked at θ_k before step k). The
+    choice is a constant for autodiff: reverse mode through it differentiates the steps taken.
+    Returns (θ, number of steps taken)."""
+    opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
+
+    def step(carry, _):
+        th, st, stopped = carry
+        (_, m), g = jax.value_and_grad(with_aux, has_aux=True)(th)
+        stopped = stopped | jax.lax.stop_gradient(m["inner/distance"] > stop_distance)
+        upd, st_new = opt.update(g, st, th)
+        th_new = optax.apply_updates(th, upd)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(stopped, b, a), new, old)  # noqa: E731
+        return (keep(th_new, th), keep(st_new, st), stopped), ~stopped
+
+    step = jax.checkpoint(step) if remat else step
+    (theta, _, _), taken = jax.lax.scan(step, (theta, opt.init(theta), jnp.asarray(False)), None, length=steps)
+    return theta, jnp.sum(taken)
+
+
 def unrolled_solution(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
-                      learning_rate: float = 1e-2, backtrack: int = 10):
+                      learning_rate: float = 1e-2, backtrack: int = 10, stop_distance: float | None = None):
     """θ_K(φ): the same K first-order steps as `solve_inner`, as a differentiable function of φ
     (φ enters through θ_0 = φ and the loss). Reverse mode through it is the exact derivative of
     what the solver returns; each step is rematerialised (jax.checkpoint), so memory is O(K ·
     |θ|), not O(K · activations)."""
     check(solver in FIRST_ORDER, "solver", solver, f"one of {', '.join(FIRST_ORDER)} for unrolled derivatives")
+    check_stop(solver, stop_distance)
     value = lambda th: loss_fn(th, phi, data)[0]  # noqa: E731
+    if stop_distance is not None:
+        return _stopped_scan(lambda th: loss_fn(th, phi, data), phi, steps, solver, learning_rate, stop_distance,
+                             remat=True)[0]
     if solver == "armijo":
         @jax.checkpoint
         def bt_step(th, _):

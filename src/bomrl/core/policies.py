@@ -71,16 +71,21 @@ def _mlp_apply(layers, x):
 
 
 def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 1.0,
-                 dtype=jnp.float32) -> Policy:
-    """Diagonal Gaussian policy: mean from a tanh MLP, state-independent learned log-std."""
+                 dtype=jnp.float32, learn_std: bool = True) -> Policy:
+    """Diagonal Gaussian policy: mean from a tanh MLP, state-independent learned log-std (with
+    learn_std=False a constant log(init_std), not a parameter)."""
+    fixed_log_std = math.log(init_std)
 
     def init(key):
-        return {"mlp": _mlp_init(key, (obs_dim, *hidden, act_dim), dtype),
-                "log_std": jnp.full((act_dim,), math.log(init_std), dtype)}
+        params = {"mlp": _mlp_init(key, (obs_dim, *hidden, act_dim), dtype)}
+        if learn_std:
+            params["log_std"] = jnp.full((act_dim,), fixed_log_std, dtype)
+        return params
 
     def apply(params, obs):
         mean = _mlp_apply(params["mlp"], obs)
-        return mean, jnp.broadcast_to(params["log_std"], mean.shape)
+        log_std = params["log_std"] if learn_std else jnp.full((act_dim,), fixed_log_std, mean.dtype)
+        return mean, jnp.broadcast_to(log_std, mean.shape)
 
     def log_prob(dist, act):
         mean, log_std = dist
@@ -101,6 +106,24 @@ def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 
         return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
 
     return Policy(init, apply, log_prob, sample, kl, entropy, obs_dim, act_dim, False)
+
+
+def mean_action(policy: Policy) -> Policy:
+    """The same policy acting with its mode instead of a sample: the Gaussian's mean, the
+    categorical's most probable action (the released scripts' "mean-action" test episodes)."""
+    if getattr(policy, "recurrent", False) or not isinstance(policy, Policy):
+        raise TypeError("mean_action takes a feed-forward Policy")
+    if policy.discrete:
+        return policy._replace(sample=_argmax_action)
+    return policy._replace(sample=_gaussian_mean)
+
+
+def _gaussian_mean(dist, key):
+    return dist[0]
+
+
+def _argmax_action(logits, key):
+    return jnp.argmax(logits, axis=-1)
 
 
 def _categorical(init, logits_fn, obs_dim, act_dim) -> Policy:

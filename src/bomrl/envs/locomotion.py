@@ -16,6 +16,15 @@ velocity):
     ant-vel          -|v_x - v*| + 1.0·healthy - 0.5 ||a||^2 - 5e-4 ||clip(cfrc_ext, -1, 1)||^2   v* ~ U[0, 3]
     ant-dir           d v_x      + 1.0·healthy - 0.5 ||a||^2 - 5e-4 ||clip(cfrc_ext, -1, 1)||^2   d ∈ {-1, +1}
 
+Reward variants of the paper's released scripts (docs/REPRODUCTION.md, "Under the released
+scripts' protocol"; the same dynamics, observations and termination):
+
+    ant-dir-released / ant-vel-released   move + 0.05 + 1.0·healthy - 0.01·0.5 ||a||^2   (no contact
+                                          cost; 36902121699, 36942303703)
+    halfcheetah-vel-noctrl                -|v - v*|   (the released HalfCheetah-vel training reward,
+                                          read only indirectly: 40943159830; its meta-test keeps
+                                          the control cost: test on halfcheetah-vel)
+
 v = (x_after - x_before) / dt with dt = 0.05 (HalfCheetah: x = qpos[0], the root slide joint;
 Ant: x = xpos of the torso body, as gymnasium Ant-v5 reads it). Sources of every coefficient are in
 docs/ENVIRONMENTS.md. Ant episodes end as soon as the torso is unhealthy (state not finite or torso
@@ -47,6 +56,8 @@ ANT_CONTACT = 5e-4        # gymnasium Ant-v5 contact_cost_weight
 ANT_HEALTHY = 1.0         # gymnasium Ant-v5 healthy_reward
 ANT_Z_RANGE = (0.2, 1.0)  # gymnasium Ant-v5 healthy_z_range
 ANT_CONTACT_RANGE = (-1.0, 1.0)
+RELEASED_ANT_BONUS = 0.05        # the released Ant scripts: + 0.05 per step on top of the survive reward
+RELEASED_ANT_CTRL_SCALE = 0.01   # ... and 0.01 × gymnasium's control reward
 
 
 def _asset(name: str) -> Path:
@@ -134,6 +145,16 @@ def ant_reward(kind: str, task: np.ndarray, x_before: np.ndarray, x_after: np.nd
     ctrl = ANT_CTRL * np.sum(np.square(action), axis=-1)
     contact = ANT_CONTACT * np.sum(np.square(np.clip(cfrc_ext, *ANT_CONTACT_RANGE)), axis=(-2, -1))
     return move + ANT_HEALTHY * healthy - ctrl - contact
+
+
+def ant_reward_released(kind: str, task: np.ndarray, x_before: np.ndarray, x_after: np.ndarray,
+                        action: np.ndarray, healthy: np.ndarray) -> np.ndarray:
+    """The released Ant scripts' reward: move + 0.05 + 1.0·healthy + 0.01 × (−0.5 ||a||²), no
+    contact cost. Shapes as `ant_reward`."""
+    v = (x_after - x_before) / DT
+    move = -np.abs(v - task[:, 0]) if kind == "vel" else task[:, 0] * v
+    ctrl = ANT_CTRL * np.sum(np.square(action), axis=-1)
+    return move + RELEASED_ANT_BONUS + ANT_HEALTHY * healthy - RELEASED_ANT_CTRL_SCALE * ctrl
 
 
 # ---- fast stepper on MuJoCo's batch thread pool ---------------------------------------------------
@@ -251,6 +272,20 @@ class AntStepper(MujocoBatchStepper):
         return rew, ~healthy
 
 
+class AntReleasedStepper(AntStepper):
+    def _reward_and_done(self, x_before, actions):
+        healthy = ant_healthy(self.qpos, self.qvel)
+        rew = ant_reward_released(self.family.kind, self.tasks, x_before, self.torso_x, actions, healthy)
+        return rew, ~healthy
+
+
+class CheetahNoCtrlStepper(CheetahStepper):
+    def _reward_and_done(self, x_before, actions):
+        v = (self.qpos[:, 0] - x_before) / DT
+        move = -np.abs(v - self.tasks[:, 0]) if self.family.kind == "vel" else self.tasks[:, 0] * v
+        return move, np.zeros(self.num_envs, bool)
+
+
 # ---- the families --------------------------------------------------------------------------------
 class LocomotionFamily(TaskFamily):
     """A gymnasium MuJoCo v5 robot with a goal-velocity ("vel") or goal-direction ("dir") task."""
@@ -261,10 +296,12 @@ class LocomotionFamily(TaskFamily):
     horizon = 200
     task_dim = 1
 
+    variant = ""   # a reward variant's name suffix (e.g. "-released")
+
     def __init__(self, kind: str = "vel", horizon: int = 200):
         self.kind = kind
         self.horizon = int(horizon)
-        self.name = f"{self.robot}-{kind}"
+        self.name = f"{self.robot}-{kind}{self.variant}"
 
     def make_env(self):
         """gymnasium's own env (used by the generic loop stepper and the equality tests)."""
@@ -320,8 +357,32 @@ class AntFamily(LocomotionFamily):
         return float(move + info["reward_survive"] + info["reward_ctrl"] + info["reward_contact"])
 
 
+class AntReleasedFamily(AntFamily):
+    """Ant with the released scripts' reward (`ant_reward_released`)."""
+
+    variant = "-released"
+    stepper_cls = AntReleasedStepper
+
+    def reward(self, task, obs, action, next_obs, info):
+        move = self.move_reward(task, info["x_velocity"])
+        return float(move + RELEASED_ANT_BONUS + info["reward_survive"] + RELEASED_ANT_CTRL_SCALE * info["reward_ctrl"])
+
+
+class HalfCheetahNoCtrlFamily(HalfCheetahFamily):
+    """HalfCheetah without the control cost (the released HalfCheetah-vel training reward)."""
+
+    variant = "-noctrl"
+    stepper_cls = CheetahNoCtrlStepper
+
+    def reward(self, task, obs, action, next_obs, info):
+        return float(self.move_reward(task, info["x_velocity"]))
+
+
 # the factories registered by name in bomrl.envs.families.FAMILIES
 halfcheetah_vel = functools.partial(HalfCheetahFamily, "vel")
 halfcheetah_dir = functools.partial(HalfCheetahFamily, "dir")
 ant_vel = functools.partial(AntFamily, "vel")
 ant_dir = functools.partial(AntFamily, "dir")
+ant_dir_released = functools.partial(AntReleasedFamily, "dir")
+ant_vel_released = functools.partial(AntReleasedFamily, "vel")
+halfcheetah_vel_noctrl = functools.partial(HalfCheetahNoCtrlFamily, "vel")

@@ -91,6 +91,7 @@ def run_case(cfg: FrozenLakeConfig, tasks, shared: dict, label: str, preset: str
             "one_pg_step": float(np.mean(J_star - shared["maml_R_exact"][:, 1])),
         },
         "bound": theory["bound"],
+        "bound_figure_form": theory["bound_figure_form"],
         "one_time_alg_below_bound": bool(teog["one_time_alg"] <= theory["bound"]),
         "one_pg_step_below_bound": bool(teog["one_pg_step"] <= theory["bound"]),
         "task_variance": theory["task_variance"],

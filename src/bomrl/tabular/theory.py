@@ -10,6 +10,11 @@ Quantities, all exact on tabular tasks:
 - The proof (Appendix N.2) gives, for any λ meeting the minorisation condition of Lemma 1/2
   (λ ≥ 2γA/((1−γ)ε), resp. 4γA L1²/((1−γ)ε)), the λ-dependent bound
   (2γA/((1−γ)²ε) + λ/(1−γ)) · Var  (resp. 4γA L1²/((1−γ)²ε) + λ/(1−γ)); reported as well.
+- The form the paper's Frozen Lake figures draw (`bound_figure_form`; the released figure script
+  37168178304 types it as constant · 9 · factor): the theorem's bound with its prescribed λ solved
+  for A/ε and replaced by the λ in use, (1+γ)/(1−γ) · λ · Var_i for i = 1, 2 (= 9 λ Var at γ = 0.8)
+  and ((6+4γ)L1² + 2L2) / ((1−γ)(6L1² + 2L2)) · λ · Var_3. It equals the theorem's bound only at
+  the prescribed λ; at a smaller λ it is not a bound the theorems prove.
 
 The three choices the paper leaves implicit are explicit options (defaults in `TheoryOptions`):
 - the bounded parameter set: logits in [−B, B] (default B = 3: the optimal action then has
@@ -159,7 +164,17 @@ def theorem_constants(distance: str, gamma: float, a: float, eps: float, lam: fl
         "lambda_used_meets_minorization": bool(lam >= lam_mm),
         "lambda_used_meets_convergence": bool(lam > lam_conv if distance == "euclid" else lam >= lam_conv),
         "bound_at_used_lambda_coefficient": mm_coef + lam / (1 - g),
+        "figure_form_coefficient": figure_form_coefficient(distance, g, L1, L2),
     }
+
+
+def figure_form_coefficient(distance: str, gamma: float, L1: float = 1.0, L2: float = 0.0) -> float:
+    """c with bound_figure_form = c · λ · Var: the theorem's bound coefficient over its prescribed λ,
+    (1+γ)/(1−γ) for Theorem 3 (kl, rkl), ((6+4γ)L1² + 2L2)/((1−γ)(6L1² + 2L2)) for Theorem 4."""
+    g = gamma
+    if distance in ("kl", "rkl"):
+        return (1 + g) / (1 - g)
+    return ((6 + 4 * g) * L1**2 + 2 * L2) / ((1 - g) * (6 * L1**2 + 2 * L2))
 
 
 def compute_theory(tasks: TabularMDP, phi_meta: jax.Array, distance: str, lam: float,
@@ -197,8 +212,10 @@ def compute_theory(tasks: TabularMDP, phi_meta: jax.Array, distance: str, lam: f
         "lambda": lam,
     }
     if consts:
-        out.update({k: v for k, v in consts.items() if k != "bound_at_used_lambda_coefficient"})
+        out.update({k: v for k, v in consts.items()
+                    if k not in ("bound_at_used_lambda_coefficient", "figure_form_coefficient")})
         out["bound_at_used_lambda"] = consts["bound_at_used_lambda_coefficient"] * var
+    out["bound_figure_form"] = figure_form_coefficient(distance, gamma) * lam * var
     return out
 
 

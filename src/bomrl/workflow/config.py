@@ -87,6 +87,9 @@ class TrainConfig:
     kinds to many digits, for exact comparisons; ≈ 2× slower). Fixed for the run's life."""
     init_std: float = 1.0
     """Initial standard deviation of the Gaussian policy."""
+    fixed_std: bool = False
+    """Keep the Gaussian policy's standard deviation at --init-std instead of learning it (the
+    paper's released policy: log-std a constant 0)."""
     preset: Optional[str] = None
     """Named algorithm preset applied before --config's algo_config and --set (BO-MRL: "paper" =
     the paper's Appendix B solver and implicit eq. (8) hypergradient; see docs/BASELINES.md)."""

@@ -26,10 +26,13 @@ class MetaTestConfig:
     a run trained on nav2d, tested on nav2d-sparse); default: the family the run was trained on."""
     out: Optional[Path] = None
     """Output JSON file (default DIR/meta_test.json, or DIR/meta_test-ENV.json with --env)."""
-    protocol: Literal["standard", "metaworld"] = "standard"
+    protocol: Literal["standard", "metaworld", "released"] = "standard"
     """standard: every round (0..k adaptations) samples the run's episodes per task. metaworld:
     Meta-World's evaluation protocol: adaptation rounds as standard, the final round (after k
-    adaptations) is --eval-episodes episodes per task that end at their first success."""
+    adaptations) is --eval-episodes episodes per task that end at their first success. released:
+    the paper's released meta-test scripts: every round also runs as many mean-action episodes,
+    and the output adds their return and the per-task maximum of the two (the stochastic return
+    is the standard protocol's, unchanged)."""
     eval_episodes: int = 3
     """Episodes per task of the final round with --protocol metaworld (Meta-World's default: 3)."""
     plugins: tuple[str, ...] = ()

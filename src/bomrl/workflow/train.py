@@ -32,7 +32,7 @@ import numpy as np
 
 from bomrl.algos import get_algorithm
 from bomrl.envs import make_sampler
-from bomrl.errors import BomrlError, ConfigError
+from bomrl.errors import BomrlError, ConfigError, check
 from bomrl.utils import atomic_write_json, ensure_out_dir
 from bomrl.workflow.checkpoint import (CheckpointError, list_checkpoints, load_latest, restore_tree,
                                       save_checkpoint)
@@ -57,6 +57,10 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
 
     dtype = policy_dtype(cfg.precision)
     algo_cls, _ = get_algorithm(cfg.algo)
+    fixed = getattr(cfg, "fixed_std", False)
+    if fixed and (hasattr(algo_cls, "make_policy") or sampler.discrete):
+        raise ConfigError(f"--fixed-std is invalid for --algo {cfg.algo} on {cfg.env}: it fixes the Gaussian MLP "
+                          "policy's std (continuous actions; not for algorithms with their own policy)")
     if hasattr(algo_cls, "make_policy"):
         return algo_cls.make_policy(cfg, sampler, algo_cfg)
 
@@ -65,7 +69,7 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
 
         return categorical_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), dtype=dtype)
     return gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
-                        dtype=dtype)
+                        dtype=dtype, learn_std=not getattr(cfg, "fixed_std", False))
 
 
 def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int, family=None, episodes: int | None = None):
@@ -106,7 +110,7 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
 # the run settings that change its numbers (the others: iterations, output, logging, sampler backend
 # and workers, whose results are identical by test)
 NUMBER_SETTINGS = ("env", "algo", "seed", "tasks", "episodes", "horizon", "action_scale", "hidden", "init_std",
-                   "precision")
+                   "precision", "fixed_std")
 
 
 def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
@@ -196,6 +200,10 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
     done = saved = 0
     try:
         cfg = dataclasses.replace(cfg, horizon=sampler.horizon, action_scale=sampler.family.action_scale)
+        cont = getattr(algo_cfg, "continuation", 0)
+        check(cont < cfg.horizon, "continuation", cont,
+              f"< --horizon {cfg.horizon} (the sampled episode is data plus continuation: e.g. --horizon 400 "
+              "with continuation=200)")
         settings = number_settings(cfg, algo_cfg)
         if ckpt is not None:   # everything a resume checks, before it writes anything
             for name in ("env", "algo", "seed"):
