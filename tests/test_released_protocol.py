@@ -299,3 +299,33 @@ def test_released_presets_hold_the_scripts_values(tmp_path, capsys):
                  "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "continuation=200" in err and "--horizon 100" in err
+
+
+def test_fixed_tasks_are_the_scripts_list_or_the_first_draw(tmp_path, monkeypatch):
+    # direction families: −1, +1, −1, +1 (36902121699); others: the first iteration's tasks, kept
+    import json
+
+    from bomrl.cli import main
+    from bomrl.envs.families import get_family
+    from bomrl.envs.sampler import make_sampler
+    from bomrl.workflow.train import fixed_training_tasks, training_tasks
+
+    np.testing.assert_array_equal(get_family("halfcheetah-dir").fixed_tasks(4), [[-1.0], [1.0], [-1.0], [1.0]])
+    assert get_family("halfcheetah-vel").fixed_tasks(4) is None
+    with make_sampler("nav2d", 3, 2, 10, seed=0) as s:
+        np.testing.assert_array_equal(fixed_training_tasks(s, 5), training_tasks(s, 5, 0))
+        assert not np.array_equal(training_tasks(s, 5, 1), training_tasks(s, 5, 0))
+    # a run with --fixed-tasks hands the same tasks to every iteration; without, fresh ones
+    from bomrl.algos.maml_trpo import MamlTrpo
+
+    seen = []
+    step = MamlTrpo.step
+    monkeypatch.setattr(MamlTrpo, "step", lambda self, st, sm, tasks, key: (seen.append(np.array(tasks)),
+                                                                             step(self, st, sm, tasks, key))[1])
+    for flag in (["--fixed-tasks"], []):
+        seen.clear()
+        run = tmp_path / f"run{len(flag)}"
+        assert main(["train", "--env", "nav2d", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "2", "--horizon",
+                     "10", "--iterations", "2", "--no-progress", *flag, "--out", str(run)]) == 0
+        assert len(seen) == 2 and np.array_equal(seen[0], seen[1]) == bool(flag)
+        assert json.loads((run / "config.json").read_text())["train"]["fixed_tasks"] is bool(flag)

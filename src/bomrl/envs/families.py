@@ -97,6 +97,11 @@ class TaskFamily:
         is meta-tested on fresh tasks of `sample_tasks`."""
         return None
 
+    def fixed_tasks(self, n: int) -> np.ndarray | None:
+        """The family's fixed training list of n tasks for `bomrl train --fixed-tasks`, or None
+        (default: the tasks drawn for the first iteration are kept)."""
+        return None
+
     @property
     def has_test_split(self) -> bool:
         """Whether the family defines a held-out test split (`sample_test_tasks` overridden)."""

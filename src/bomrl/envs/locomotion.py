@@ -316,6 +316,13 @@ class LocomotionFamily(TaskFamily):
             return rng.uniform(*self.vel_range, size=(n, 1))
         return rng.choice(np.array([-1.0, 1.0]), size=(n, 1))
 
+    def fixed_tasks(self, n: int) -> np.ndarray | None:
+        """Direction families: −1, +1, −1, +1, ... (the released scripts' list of 4, 36902121699);
+        velocity families have none."""
+        if self.kind != "dir":
+            return None
+        return np.where(np.arange(n) % 2 == 0, -1.0, 1.0)[:, None]
+
     def move_reward(self, task, v: float) -> float:
         """Moving reward: −|v − v*| for goal velocity, d·v for goal direction (docs/MATH.md §5)."""
         return -abs(v - task[0]) if self.kind == "vel" else task[0] * v

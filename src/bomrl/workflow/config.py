@@ -87,6 +87,10 @@ class TrainConfig:
     kinds to many digits, for exact comparisons; ≈ 2× slower). Fixed for the run's life."""
     init_std: float = 1.0
     """Initial standard deviation of the Gaussian policy."""
+    fixed_tasks: bool = False
+    """Train on the same --tasks tasks every iteration: the family's fixed list if it has one
+    (direction families: −1, +1, −1, +1, ..., the paper's released scripts), else the tasks drawn
+    for the first iteration. Meta-testing still draws fresh tasks."""
     fixed_std: bool = False
     """Keep the Gaussian policy's standard deviation at --init-std instead of learning it (the
     paper's released policy: log-std a constant 0)."""

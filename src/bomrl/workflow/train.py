@@ -110,7 +110,7 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
 # the run settings that change its numbers (the others: iterations, output, logging, sampler backend
 # and workers, whose results are identical by test)
 NUMBER_SETTINGS = ("env", "algo", "seed", "tasks", "episodes", "horizon", "action_scale", "hidden", "init_std",
-                   "precision", "fixed_std")
+                   "precision", "fixed_std", "fixed_tasks")
 
 
 def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
@@ -234,9 +234,10 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
                              "env_steps": env_steps, "sampler_calls": sampler.iteration, "settings": settings})
             saved = done
 
+        fixed = fixed_training_tasks(sampler, cfg.seed) if cfg.fixed_tasks else None
         for it in range(start, cfg.iterations):
             t0 = time.perf_counter()
-            tasks = sampler.sample_tasks(np.random.default_rng([cfg.seed, it]))
+            tasks = training_tasks(sampler, cfg.seed, it) if fixed is None else fixed
             sampler.iteration = it * SAMPLER_CALL_STRIDE
             new_state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
             calls = sampler.iteration - it * SAMPLER_CALL_STRIDE
@@ -279,6 +280,17 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
     print(f"train: {cfg.algo} on {cfg.env}: {cfg.iterations} iterations, post-adaptation return "
           f"{row.get('post_return', float('nan')):.2f}, {wall:.1f} s of training -> {run_dir}", file=sys.stderr)
     return summary
+
+
+def training_tasks(sampler, seed: int, iteration: int) -> np.ndarray:
+    """The tasks of a training iteration: drawn from default_rng([seed, iteration])."""
+    return sampler.sample_tasks(np.random.default_rng([seed, iteration]))
+
+
+def fixed_training_tasks(sampler, seed: int) -> np.ndarray:
+    """--fixed-tasks: the family's fixed list (`TaskFamily.fixed_tasks`), else iteration 0's draw."""
+    listed = sampler.family.fixed_tasks(sampler.num_tasks)
+    return training_tasks(sampler, seed, 0) if listed is None else np.asarray(listed, np.float64)
 
 
 def _remove_failed_start(run_dir: Path, logger) -> None:
