@@ -329,3 +329,34 @@ def test_fixed_tasks_are_the_scripts_list_or_the_first_draw(tmp_path, monkeypatc
                      "10", "--iterations", "2", "--no-progress", *flag, "--out", str(run)]) == 0
         assert len(seen) == 2 and np.array_equal(seen[0], seen[1]) == bool(flag)
         assert json.loads((run / "config.json").read_text())["train"]["fixed_tasks"] is bool(flag)
+
+
+def test_post_episodes_enlarge_only_the_post_update_batch(tmp_path, capsys, monkeypatch):
+    # the released scripts sample 5× the pre-update episodes after adaptation (36902121699)
+    import csv
+
+    from bomrl.algos.base import MetaAlgorithm
+    from bomrl.cli import main
+
+    shapes, seeds = [], []
+    sample = MetaAlgorithm._sample
+
+    def spy(self, sampler, *a, **k):
+        seeds.append(sampler.reset_seeds(sampler.iteration).tolist())
+        out = sample(self, sampler, *a, **k)
+        shapes.append(out[0].obs.shape[:3])
+        return out
+
+    monkeypatch.setattr(MetaAlgorithm, "_sample", spy)
+    tiny = ["--env", "halfcheetah-vel", "--tasks", "2", "--episodes", "2", "--horizon", "10", "--iterations", "2",
+            "--no-progress", "--algo", "maml-trpo"]
+    run = tmp_path / "post"
+    assert main(["train", *tiny, "--post-episodes", "6", "--out", str(run)]) == 0
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [float(r["env_steps"]) for r in rows] == [2 * (2 + 6) * 10, 2 * 2 * (2 + 6) * 10]
+    assert shapes == [(2, 2, 10), (2, 6, 10)] * 2
+    flat = [s for call in seeds for s in call]
+    assert len(set(flat)) == len(flat)                  # every episode of every call: its own reset seed
+    assert main(["train", "--env", "nav2d", "--algo", "rl2", "--tasks", "2", "--episodes", "2", "--horizon", "10",
+                 "--iterations", "1", "--no-progress", "--post-episodes", "4", "--out", str(tmp_path / "r")]) == 2
+    assert "--post-episodes is invalid for --algo rl2" in capsys.readouterr().err

@@ -111,8 +111,10 @@ class MetaAlgorithm:
         return AlgoState(params, self._init_opt_state(params), jnp.zeros((), jnp.int32),
                          self._init_extra())
 
-    def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
-        """One meta-iteration. Returns (new_state, metrics)."""
+    def step(self, state: AlgoState, sampler, tasks, key: jax.Array, post_sampler=None):
+        """One meta-iteration. Returns (new_state, metrics). `post_sampler` (same tasks, other
+        episode count) draws the post-update batch; its call index continues `sampler`'s, so the
+        reset seeds of the iteration's calls stay distinct."""
         timer = _Timer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         keys = jax.random.split(key, self.inner_steps + 2)
@@ -128,7 +130,12 @@ class MetaAlgorithm:
             t0 = time.perf_counter()
             params_t, inner_metrics = _block(self._adapt_with_metrics(params_t, data))
             timer.add("adapt", time.perf_counter() - t0)
-        post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
+        if post_sampler is None:
+            post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
+        else:
+            post_sampler.iteration = sampler.iteration
+            post, post_ret, n = self._sample(post_sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
+            sampler.iteration = post_sampler.iteration
         env_steps += n
         t0 = time.perf_counter()
         state, metrics = self._meta_update(state, tuple(inner_datas), post, params_t, keys[-1])

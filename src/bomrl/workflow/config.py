@@ -56,6 +56,9 @@ class TrainConfig:
     """Tasks per meta-batch (fresh tasks every iteration)."""
     episodes: int = 20
     """Episodes per task and per sampling round."""
+    post_episodes: Optional[int] = None
+    """Episodes per task of the post-update batch (default: --episodes; the paper's released
+    scripts: 5 × --episodes). Gradient-based algorithms only; meta-test rounds keep --episodes."""
     horizon: Optional[int] = None
     """Steps per episode; default the family's (200 for the locomotion families)."""
     action_scale: Optional[float] = None
@@ -309,6 +312,8 @@ def validate(cfg: TrainConfig) -> None:
         check(isinstance(value, int) and value >= 1, "--" + name, value, "an integer >= 1")
     horizon = cfg.horizon if cfg.horizon is not None else get_family(cfg.env).horizon
     check_counts(("--tasks", cfg.tasks), ("--episodes", cfg.episodes), ("--horizon", horizon))
+    if cfg.post_episodes is not None:
+        check_counts(("--tasks", cfg.tasks), ("--post-episodes", cfg.post_episodes), ("--horizon", horizon))
     if cfg.action_scale is not None:
         check_positive("--action-scale", cfg.action_scale,
                        why="10: the MAML-family convention, 1: plain clipping")

@@ -110,7 +110,7 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
 # the run settings that change its numbers (the others: iterations, output, logging, sampler backend
 # and workers, whose results are identical by test)
 NUMBER_SETTINGS = ("env", "algo", "seed", "tasks", "episodes", "horizon", "action_scale", "hidden", "init_std",
-                   "precision", "fixed_std", "fixed_tasks")
+                   "precision", "fixed_std", "fixed_tasks", "post_episodes")
 
 
 def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
@@ -196,6 +196,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             return {"run_dir": str(run_dir), "iterations": ckpt.iteration, "resumed_from": ckpt.iteration}
 
     sampler = make_run_sampler(cfg, cfg.tasks, cfg.seed)
+    post_sampler = None
     logger = bar = None
     done = saved = 0
     try:
@@ -216,6 +217,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
                                                   "algo_config": dataclasses.asdict(algo_cfg)})
         policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
+        post_sampler = make_post_sampler(cfg, algo)
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))
         start, wall, env_steps = 0, 0.0, 0.0
@@ -239,7 +241,8 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             t0 = time.perf_counter()
             tasks = training_tasks(sampler, cfg.seed, it) if fixed is None else fixed
             sampler.iteration = it * SAMPLER_CALL_STRIDE
-            new_state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
+            extra = {} if post_sampler is None else {"post_sampler": post_sampler}
+            new_state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1), **extra)
             calls = sampler.iteration - it * SAMPLER_CALL_STRIDE
             if calls > SAMPLER_CALL_STRIDE:  # pragma: no cover - would break reset-seed uniqueness
                 raise BomrlError(f"an iteration made {calls} sampler calls (> {SAMPLER_CALL_STRIDE})")
@@ -273,6 +276,8 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
         if logger is not None:
             logger.close()
         sampler.close()
+        if post_sampler is not None:
+            post_sampler.close()
     summary = {"run_dir": str(run_dir), "iterations": cfg.iterations,
                "resumed_from": ckpt.iteration if ckpt is not None else None,
                "pre_return": row.get("pre_return"), "post_return": row.get("post_return"),
@@ -280,6 +285,20 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
     print(f"train: {cfg.algo} on {cfg.env}: {cfg.iterations} iterations, post-adaptation return "
           f"{row.get('post_return', float('nan')):.2f}, {wall:.1f} s of training -> {run_dir}", file=sys.stderr)
     return summary
+
+
+def make_post_sampler(cfg: TrainConfig, algo):
+    """--post-episodes: a second sampler (same family, tasks, horizon and seed) for the post-update
+    batch of gradient-based algorithms; None without the flag or when it equals --episodes."""
+    from bomrl.algos.base import MetaAlgorithm
+
+    n = getattr(cfg, "post_episodes", None)
+    if n is None or n == cfg.episodes:
+        return None
+    if type(algo).step is not MetaAlgorithm.step:
+        raise ConfigError(f"--post-episodes is invalid for --algo {cfg.algo}: it has no separate post-update "
+                          "batch (bomrl, maml-trpo, promp, emaml have)")
+    return make_run_sampler(cfg, cfg.tasks, cfg.seed, episodes=n)
 
 
 def training_tasks(sampler, seed: int, iteration: int) -> np.ndarray:
