@@ -360,3 +360,38 @@ def test_post_episodes_enlarge_only_the_post_update_batch(tmp_path, capsys, monk
     assert main(["train", "--env", "nav2d", "--algo", "rl2", "--tasks", "2", "--episodes", "2", "--horizon", "10",
                  "--iterations", "1", "--no-progress", "--post-episodes", "4", "--out", str(tmp_path / "r")]) == 2
     assert "--post-episodes is invalid for --algo rl2" in capsys.readouterr().err
+
+
+def test_model_selection_keeps_the_best_post_adaptation_policy(tmp_path, capsys):
+    # 36902121699: after each step adapt once on 2 fixed tasks; keep the policy only when that
+    # post-adaptation return beats the best so far; the meta-test uses the kept one
+    import csv
+    import json
+
+    from bomrl.cli import main
+    from bomrl.workflow.checkpoint import BEST_NAME, load_checkpoint
+
+    run = tmp_path / "sel"
+    args = ["train", "--env", "nav2d", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "3", "--horizon", "15",
+            "--no-progress", "--select-tasks", "2", "--seed", "1", "--out", str(run)]
+    assert main([*args, "--iterations", "3"]) == 0
+    assert main([*args[:-2], "--resume", str(run), "--iterations", "5"]) == 0     # a resumed run continues it
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    ret = [float(r["select/return"]) for r in rows]
+    best = [float(r["select/best"]) for r in rows]
+    assert best == list(np.maximum.accumulate(ret))
+    assert all(float(r["select/env_steps"]) > 0 for r in rows)
+    kept = load_checkpoint(run / BEST_NAME)
+    assert kept.iteration == int(np.argmax(ret)) + 1 and kept.meta["select_return"] == max(ret)
+    out = tmp_path / "mt.json"
+    assert main(["meta-test", str(run), "--checkpoint", "best", "--adapt-steps", "1", "--tasks", "2",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["iteration"] == kept.iteration and res["checkpoint"] == "best"
+    # a run without selection has no best.bomrl: one line
+    plain = tmp_path / "plain"
+    assert main([*args[:-6], "--out", str(plain), "--iterations", "1"]) == 0
+    capsys.readouterr()
+    assert main(["meta-test", str(plain), "--checkpoint", "best"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--checkpoint=best is invalid" in err

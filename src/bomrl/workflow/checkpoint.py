@@ -125,6 +125,17 @@ def save_checkpoint(run_dir: Path, iteration: int, leaves: list, meta: dict, kee
     return path
 
 
+BEST_NAME = "best.bomrl"   # the model-selection checkpoint (`bomrl train --select-tasks`)
+
+
+def save_best(run_dir: Path, iteration: int, leaves: list, meta: dict) -> Path:
+    """Write DIR/best.bomrl atomically (same format as the periodic checkpoints; never pruned)."""
+    path = Path(run_dir) / BEST_NAME
+    atomic_write_bytes(path, encode(iteration, [np.asarray(x) for x in leaves], meta))
+    _fsync_dir(Path(run_dir))
+    return path
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     try:
         data = Path(path).read_bytes()

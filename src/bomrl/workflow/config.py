@@ -26,7 +26,8 @@ from bomrl.core import DISTANCES, distance_names
 from bomrl.envs import BACKENDS
 from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check, check_choice
-from bomrl.limits import MAX_HIDDEN, MAX_ITERATIONS, check_counts, check_int, check_positive, check_seed, check_workers
+from bomrl.limits import (MAX_COUNT, MAX_HIDDEN, MAX_ITERATIONS, check_counts, check_int, check_positive, check_seed,
+                          check_workers)
 from bomrl.workflow.plugins import import_plugins
 
 MAX_WEIGHTS = 10**7           # weights between hidden layers (x 4 bytes x the copies TRPO / CG keep)
@@ -90,6 +91,11 @@ class TrainConfig:
     kinds to many digits, for exact comparisons; ≈ 2× slower). Fixed for the run's life."""
     init_std: float = 1.0
     """Initial standard deviation of the Gaussian policy."""
+    select_tasks: int = 0
+    """Model selection (the paper's released scripts: 2, the directions ±1): after each iteration,
+    adapt once on this many fixed selection tasks (the family's fixed list, else a draw of their
+    own) with --episodes episodes per round, and keep the policy whose post-adaptation return is
+    the best so far in DIR/best.bomrl (`bomrl meta-test --checkpoint best`). 0 = off."""
     fixed_tasks: bool = False
     """Train on the same --tasks tasks every iteration: the family's fixed list if it has one
     (direction families: −1, +1, −1, +1, ..., the paper's released scripts), else the tasks drawn
@@ -312,6 +318,7 @@ def validate(cfg: TrainConfig) -> None:
         check(isinstance(value, int) and value >= 1, "--" + name, value, "an integer >= 1")
     horizon = cfg.horizon if cfg.horizon is not None else get_family(cfg.env).horizon
     check_counts(("--tasks", cfg.tasks), ("--episodes", cfg.episodes), ("--horizon", horizon))
+    check_int("--select-tasks", cfg.select_tasks, 0, MAX_COUNT)
     if cfg.post_episodes is not None:
         check_counts(("--tasks", cfg.tasks), ("--post-episodes", cfg.post_episodes), ("--horizon", horizon))
     if cfg.action_scale is not None:

@@ -36,7 +36,7 @@ from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check_choice
 from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
 from bomrl.utils import atomic_write_json, ensure_out_file
-from bomrl.workflow.checkpoint import load_latest, restore_tree
+from bomrl.workflow.checkpoint import BEST_NAME, load_checkpoint, load_latest, restore_tree
 from bomrl.workflow.metatest_config import MetaTestConfig
 from bomrl.workflow.train import load_run, make_algo, make_policy, make_run_sampler
 
@@ -63,7 +63,15 @@ def run(config: MetaTestConfig) -> dict:
     out = Path(config.out) if config.out is not None else Path(config.run_dir) / default_name
     ensure_out_file(out, "--out" if config.out is not None else "meta-test output")
 
-    ckpt = load_latest(config.run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
+    check_choice("--checkpoint", config.checkpoint, ("latest", "best"))
+    if config.checkpoint == "best":
+        best = Path(config.run_dir) / BEST_NAME
+        if not best.exists():
+            raise ConfigError(f"--checkpoint=best is invalid for {config.run_dir}: it has no {BEST_NAME} (train "
+                              "with --select-tasks N to keep one); use --checkpoint latest")
+        ckpt = load_checkpoint(best)
+    else:
+        ckpt = load_latest(config.run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
 
     seed = cfg.seed if config.seed is None else config.seed
     with make_run_sampler(cfg, config.tasks, seed) as sampler:
@@ -94,7 +102,7 @@ def run(config: MetaTestConfig) -> dict:
         "horizon": cfg.horizon, "env_steps": int(res["env_steps"]), "seed": seed,
         "run_dir": str(config.run_dir),
         **({"adapt_kl": [float(k) for k in res["adapt_kl"]]} if "adapt_kl" in res else {}),
-        "split": split, "protocol": config.protocol,
+        "split": split, "protocol": config.protocol, "checkpoint": config.checkpoint,
         **({"eval_episodes": config.eval_episodes} if config.protocol == "metaworld" else {}),
     }
     if "task_returns_mean_action" in res:

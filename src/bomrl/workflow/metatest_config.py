@@ -35,6 +35,9 @@ class MetaTestConfig:
     is the standard protocol's, unchanged)."""
     eval_episodes: int = 3
     """Episodes per task of the final round with --protocol metaworld (Meta-World's default: 3)."""
+    checkpoint: Literal["latest", "best"] = "latest"
+    """Which policy to test: the newest good checkpoint (latest), or the model-selection checkpoint
+    DIR/best.bomrl of a run trained with --select-tasks (best)."""
     plugins: tuple[str, ...] = ()
     """Modules to import first (they register task families, distances or algorithms), as
     `bomrl train --plugins` (the run's own plugins are imported anyway)."""

@@ -47,6 +47,7 @@ __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_s
            "SAMPLER_CALL_STRIDE"]
 
 SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an iteration makes k + 1)
+SELECT_KEY = 0x5E1EC7        # PRNG stream of the model-selection rounds (--select-tasks)
 
 
 def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
@@ -110,7 +111,7 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
 # the run settings that change its numbers (the others: iterations, output, logging, sampler backend
 # and workers, whose results are identical by test)
 NUMBER_SETTINGS = ("env", "algo", "seed", "tasks", "episodes", "horizon", "action_scale", "hidden", "init_std",
-                   "precision", "fixed_std", "fixed_tasks", "post_episodes")
+                   "precision", "fixed_std", "fixed_tasks", "post_episodes", "select_tasks")
 
 
 def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
@@ -196,7 +197,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             return {"run_dir": str(run_dir), "iterations": ckpt.iteration, "resumed_from": ckpt.iteration}
 
     sampler = make_run_sampler(cfg, cfg.tasks, cfg.seed)
-    post_sampler = None
+    post_sampler = selection = None
     logger = bar = None
     done = saved = 0
     try:
@@ -218,6 +219,11 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
         policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
         post_sampler = make_post_sampler(cfg, algo)
+        if getattr(cfg, "select_tasks", 0):
+            from bomrl.workflow.selection import ModelSelection
+
+            selection = ModelSelection(cfg, run_dir, SAMPLER_CALL_STRIDE)
+            select_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), SELECT_KEY)
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))
         start, wall, env_steps = 0, 0.0, 0.0
@@ -248,9 +254,14 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
                 raise BomrlError(f"an iteration made {calls} sampler calls (> {SAMPLER_CALL_STRIDE})")
             new_wall = wall + time.perf_counter() - t0
             new_steps = env_steps + m.pop("charts/env_steps")
+            if selection is not None:
+                m.update(selection.evaluate(algo, new_state, select_key, it + 1))
             row = {"iteration": it + 1, "env_steps": new_steps, "wall_s": new_wall,
                    **{RENAME.get(k, k): v for k, v in m.items()}}
             logger.log(row)
+            if selection is not None:
+                selection.keep_if_best(m, it + 1, new_state, {"env": cfg.env, "algo": cfg.algo, "seed": cfg.seed,
+                                                              "settings": settings})
             # commit in one statement, so a Ctrl-C checkpoint never mixes two iterations
             state, done, wall, env_steps = new_state, it + 1, new_wall, new_steps
             bar.update(done, row["pre_return"], row["post_return"])
@@ -276,8 +287,9 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
         if logger is not None:
             logger.close()
         sampler.close()
-        if post_sampler is not None:
-            post_sampler.close()
+        for extra_sampler in (post_sampler, selection):
+            if extra_sampler is not None:
+                extra_sampler.close()
     summary = {"run_dir": str(run_dir), "iterations": cfg.iterations,
                "resumed_from": ckpt.iteration if ckpt is not None else None,
                "pre_return": row.get("pre_return"), "post_return": row.get("post_return"),
