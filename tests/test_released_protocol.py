@@ -263,6 +263,9 @@ def test_released_settings_train_and_meta_test_end_to_end(tmp_path, capsys):
     assert cfg["fixed_std"] is True
     assert main(["train", *tiny, "--algo", "rl2", "--fixed-std", "--out", str(tmp_path / "rl2")]) == 2
     assert "--fixed-std is invalid for --algo rl2" in capsys.readouterr().err
+    for algo in ("rl2", "mgrl"):   # their own policy / their own loop: the filter would never advance
+        assert main(["train", *tiny, "--algo", algo, "--obs-filter", "--out", str(tmp_path / algo)]) == 2
+        assert f"--obs-filter is invalid for --algo {algo}" in capsys.readouterr().err
 
 
 def test_fixed_std_policy_has_no_std_parameter():
@@ -395,3 +398,72 @@ def test_model_selection_keeps_the_best_post_adaptation_policy(tmp_path, capsys)
     assert main(["meta-test", str(plain), "--checkpoint", "best"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--checkpoint=best is invalid" in err
+
+
+# ---- the running observation filter (36902121699: ZFilter, clip 5) --------------------------------
+
+def test_obs_filter_statistics_and_clip_by_hand():
+    from bomrl.core.policies import obs_filter_apply, obs_filter_init, obs_filter_update
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, size=(2, 5, 7, 3))
+    mask = (rng.random((2, 5, 7)) > 0.2).astype(float)
+    stats = obs_filter_init(3, jnp.float64)
+    # before any data: the identity (std 1, + 1e-8) with the clip
+    np.testing.assert_allclose(obs_filter_apply(stats, jnp.array([[7.0, -0.5, 2.0]])), [[5.0, -0.5, 2.0]], rtol=1e-7)
+    for part in (slice(0, 1), slice(1, 2)):          # two batches merged = one batch of all
+        stats = obs_filter_update(stats, x[part], mask[part])
+    valid = x[mask > 0]
+    assert float(stats["n"]) == len(valid)
+    np.testing.assert_allclose(stats["mean"], valid.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(stats["m2"] / (stats["n"] - 1), valid.var(0, ddof=1), rtol=1e-10)
+    z = obs_filter_apply(stats, jnp.asarray(valid))
+    np.testing.assert_allclose(z, np.clip((valid - valid.mean(0)) / (valid.std(0, ddof=1) + 1e-8), -5, 5),
+                               rtol=1e-9)
+    far = obs_filter_apply(stats, jnp.asarray(valid.mean(0) + 100 * valid.std(0)))
+    np.testing.assert_array_equal(far, [5.0, 5.0, 5.0])
+    # zero gradient through the statistics
+    p = gaussian_mlp(3, 2, hidden=(4,), dtype=jnp.float64, obs_filter=True)
+    params = {**p.init(jax.random.PRNGKey(0)), "obs_filter": stats}
+    g = jax.grad(lambda q: jnp.sum(p.apply(q, jnp.asarray(valid[:4]))[0]))(params)
+    assert all(float(jnp.max(jnp.abs(v))) == 0 for v in jax.tree.leaves(g["obs_filter"]))
+
+
+def test_obs_filter_advances_by_each_iterations_data_only(tmp_path, monkeypatch):
+    # a run with --obs-filter: after training, the filter holds exactly the valid observations of
+    # every pre- and post-update batch of training (none of meta-test's); the TRPO step leaves it alone
+    import json
+
+    from bomrl.algos.base import MetaAlgorithm
+    from bomrl.cli import main
+    from bomrl.workflow.checkpoint import load_latest, restore_tree
+
+    seen = []
+    sample = MetaAlgorithm._sample
+
+    def spy(self, *a, **k):
+        out = sample(self, *a, **k)
+        seen.append((np.asarray(out[0].obs), np.asarray(out[0].mask)))
+        return out
+
+    monkeypatch.setattr(MetaAlgorithm, "_sample", spy)
+    run = tmp_path / "filt"
+    assert main(["train", "--env", "halfcheetah-vel", "--algo", "bomrl", "--preset", "one-step", "--tasks", "2",
+                 "--episodes", "2", "--horizon", "10", "--iterations", "2", "--no-progress", "--obs-filter",
+                 "--precision", "float64", "--out", str(run)]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["obs_filter"] is True
+    valid = np.concatenate([o[m > 0] for o, m in seen])
+    ckpt = load_latest(run)
+    from bomrl.algos.bomrl import BoMrl, BoMrlConfig
+    from bomrl.core.policies import gaussian_mlp
+
+    policy = gaussian_mlp(17, 6, obs_filter=True, dtype=jnp.float64)
+    state = restore_tree(BoMrl(BoMrlConfig(), policy).init(jax.random.PRNGKey(0)), ckpt)
+    f = state.params["obs_filter"]
+    assert float(f["n"]) == len(valid) == 2 * 2 * 2 * 2 * 10
+    np.testing.assert_allclose(f["mean"], valid.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(f["m2"], ((valid - valid.mean(0)) ** 2).sum(0), rtol=1e-8)
+    seen.clear()
+    assert main(["meta-test", str(run), "--adapt-steps", "1", "--tasks", "2"]) == 0
+    assert len(seen) == 2    # meta-test samples; the saved filter is not touched by it
+    assert load_latest(run).leaves[0].shape == ckpt.leaves[0].shape

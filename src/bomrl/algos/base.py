@@ -139,6 +139,8 @@ class MetaAlgorithm:
         env_steps += n
         t0 = time.perf_counter()
         state, metrics = self._meta_update(state, tuple(inner_datas), post, params_t, keys[-1])
+        if self.policy.update_stats is not None:   # running observation filter: this iteration's data
+            state = state._replace(params=self._update_stats(state.params, (*inner_datas, post)))
         metrics = {k: float(jnp.mean(v)) for k, v in {**inner_metrics, **metrics}.items()}
         timer.add("update", time.perf_counter() - t0)
         metrics.update({
@@ -202,6 +204,15 @@ class MetaAlgorithm:
         if mean_action:
             out["task_returns_mean_action"] = np.stack(modes)
         return out
+
+    def _update_stats(self, params, datas):
+        """The policy's running statistics advanced by every valid observation of `datas` (Data
+        tuples [T, E, H, ...]), in order; the rest of params unchanged."""
+        if not hasattr(self, "_stats_jit"):
+            self._stats_jit = jax.jit(self.policy.update_stats)
+        for d in datas:
+            params = self._stats_jit(params, d.obs, d.mask)
+        return params
 
     def _adaptation_kl(self, before_t, after_t, data: Data):
         """Mean over tasks of the masked mean KL(π_before(·|s) ‖ π_after(·|s)) on data's states."""

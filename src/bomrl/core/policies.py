@@ -36,6 +36,38 @@ class Policy(NamedTuple):
     obs_dim: int
     act_dim: int
     discrete: bool
+    update_stats: Callable | None = None   # (params, obs [..., D], mask [...]) -> params: running filters
+
+
+OBS_CLIP = 5.0     # the observation filter's clip (the paper's released scripts' ZFilter)
+
+
+def obs_filter_init(obs_dim: int, dtype) -> dict:
+    """Running statistics of the observation filter: count n, mean, m2 = Σ (x − mean)² per dimension."""
+    return {"n": jnp.zeros((), dtype), "mean": jnp.zeros((obs_dim,), dtype), "m2": jnp.zeros((obs_dim,), dtype)}
+
+
+def obs_filter_apply(stats: dict, obs: jax.Array) -> jax.Array:
+    """clip((obs − mean) / (std + 1e-8), ±5) with std² = m2 / (n − 1) (1 while n < 2: the identity
+    filter before any data). The statistics are constants for differentiation."""
+    stats = jax.lax.stop_gradient(stats)
+    var = jnp.where(stats["n"] > 1, stats["m2"] / jnp.maximum(stats["n"] - 1, 1), 1.0)
+    return jnp.clip((obs - stats["mean"]) / (jnp.sqrt(var) + 1e-8), -OBS_CLIP, OBS_CLIP)
+
+
+def obs_filter_update(stats: dict, obs: jax.Array, mask: jax.Array) -> dict:
+    """Merge the valid rows of obs [..., D] (mask [...] = 1) into the statistics (Chan et al.'s
+    parallel form of Welford's update: exact for any split of the data into batches)."""
+    w = jnp.asarray(mask, obs.dtype).reshape(-1)
+    x = obs.reshape(-1, obs.shape[-1])
+    nb = jnp.sum(w)
+    mb = jnp.sum(x * w[:, None], axis=0) / jnp.maximum(nb, 1.0)
+    m2b = jnp.sum(w[:, None] * (x - mb) ** 2, axis=0)
+    n = stats["n"] + nb
+    delta = mb - stats["mean"]
+    mean = stats["mean"] + delta * nb / jnp.maximum(n, 1.0)
+    m2 = stats["m2"] + m2b + delta**2 * stats["n"] * nb / jnp.maximum(n, 1.0)
+    return {"n": n, "mean": mean, "m2": m2}
 
 
 def policy_dtype(precision: str = "float32"):
@@ -71,18 +103,24 @@ def _mlp_apply(layers, x):
 
 
 def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 1.0,
-                 dtype=jnp.float32, learn_std: bool = True) -> Policy:
+                 dtype=jnp.float32, learn_std: bool = True, obs_filter: bool = False) -> Policy:
     """Diagonal Gaussian policy: mean from a tanh MLP, state-independent learned log-std (with
-    learn_std=False a constant log(init_std), not a parameter)."""
+    learn_std=False a constant log(init_std), not a parameter). obs_filter: the MLP sees
+    `obs_filter_apply(params["obs_filter"], obs)`, running statistics kept in the parameters
+    (zero gradient) and advanced by `update_stats` between sampling rounds."""
     fixed_log_std = math.log(init_std)
 
     def init(key):
         params = {"mlp": _mlp_init(key, (obs_dim, *hidden, act_dim), dtype)}
         if learn_std:
             params["log_std"] = jnp.full((act_dim,), fixed_log_std, dtype)
+        if obs_filter:
+            params["obs_filter"] = obs_filter_init(obs_dim, dtype)
         return params
 
     def apply(params, obs):
+        if obs_filter:
+            obs = obs_filter_apply(params["obs_filter"], obs)
         mean = _mlp_apply(params["mlp"], obs)
         log_std = params["log_std"] if learn_std else jnp.full((act_dim,), fixed_log_std, mean.dtype)
         return mean, jnp.broadcast_to(log_std, mean.shape)
@@ -105,7 +143,11 @@ def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 
         _, log_std = dist
         return jnp.sum(log_std + 0.5 * math.log(2 * math.pi * math.e), axis=-1)
 
-    return Policy(init, apply, log_prob, sample, kl, entropy, obs_dim, act_dim, False)
+    def update_stats(params, obs, mask):
+        return {**params, "obs_filter": obs_filter_update(params["obs_filter"], obs, mask)}
+
+    return Policy(init, apply, log_prob, sample, kl, entropy, obs_dim, act_dim, False,
+                  update_stats if obs_filter else None)
 
 
 def mean_action(policy: Policy) -> Policy:

@@ -100,6 +100,11 @@ class TrainConfig:
     """Train on the same --tasks tasks every iteration: the family's fixed list if it has one
     (direction families: −1, +1, −1, +1, ..., the paper's released scripts), else the tasks drawn
     for the first iteration. Meta-testing still draws fresh tasks."""
+    obs_filter: bool = False
+    """Normalise observations by running statistics, clip((obs − mean)/std, ±5), kept in the policy's
+    parameters (zero gradient), advanced after each iteration by all its valid observations, frozen
+    within an iteration and at meta-test (the paper's released scripts: updated at every step,
+    meta-test included). Gaussian MLP policies."""
     fixed_std: bool = False
     """Keep the Gaussian policy's standard deviation at --init-std instead of learning it (the
     paper's released policy: log-std a constant 0)."""

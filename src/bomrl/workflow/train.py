@@ -54,14 +54,18 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
     """The run's policy: the algorithm's own (classmethod `make_policy(cfg, sampler, algo_cfg)`,
     e.g. RL²'s GRU policy) if it has one, else the Gaussian / categorical MLP of --hidden."""
     from bomrl.algos import get_algorithm
+    from bomrl.algos.base import MetaAlgorithm
     from bomrl.core.policies import gaussian_mlp, policy_dtype
 
     dtype = policy_dtype(cfg.precision)
     algo_cls, _ = get_algorithm(cfg.algo)
-    fixed = getattr(cfg, "fixed_std", False)
-    if fixed and (hasattr(algo_cls, "make_policy") or sampler.discrete):
-        raise ConfigError(f"--fixed-std is invalid for --algo {cfg.algo} on {cfg.env}: it fixes the Gaussian MLP "
-                          "policy's std (continuous actions; not for algorithms with their own policy)")
+    fixed, filtered = getattr(cfg, "fixed_std", False), getattr(cfg, "obs_filter", False)
+    for flag, on, what in (("--fixed-std", fixed, "fixes the Gaussian MLP policy's std"),
+                           ("--obs-filter", filtered, "normalises the Gaussian MLP policy's observations")):
+        own_loop = flag == "--obs-filter" and algo_cls.step is not MetaAlgorithm.step   # would never update it
+        if on and (hasattr(algo_cls, "make_policy") or sampler.discrete or own_loop):
+            raise ConfigError(f"{flag} is invalid for --algo {cfg.algo} on {cfg.env}: it {what} (continuous "
+                              "actions; bomrl, maml-trpo, promp, emaml)")
     if hasattr(algo_cls, "make_policy"):
         return algo_cls.make_policy(cfg, sampler, algo_cfg)
 
@@ -70,7 +74,7 @@ def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
 
         return categorical_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), dtype=dtype)
     return gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
-                        dtype=dtype, learn_std=not getattr(cfg, "fixed_std", False))
+                        dtype=dtype, learn_std=not fixed, obs_filter=filtered)
 
 
 def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int, family=None, episodes: int | None = None):
@@ -111,7 +115,8 @@ def make_algo(cfg: TrainConfig, algo_cfg, policy):
 # the run settings that change its numbers (the others: iterations, output, logging, sampler backend
 # and workers, whose results are identical by test)
 NUMBER_SETTINGS = ("env", "algo", "seed", "tasks", "episodes", "horizon", "action_scale", "hidden", "init_std",
-                   "precision", "fixed_std", "fixed_tasks", "post_episodes", "select_tasks")
+                   "precision", "fixed_std", "fixed_tasks", "post_episodes", "select_tasks",
+                   "obs_filter")
 
 
 def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
