@@ -467,3 +467,28 @@ def test_obs_filter_advances_by_each_iterations_data_only(tmp_path, monkeypatch)
     assert main(["meta-test", str(run), "--adapt-steps", "1", "--tasks", "2"]) == 0
     assert len(seen) == 2    # meta-test samples; the saved filter is not touched by it
     assert load_latest(run).leaves[0].shape == ckpt.leaves[0].shape
+
+
+def test_meta_test_on_the_released_task_grid(tmp_path, capsys):
+    # 36952404750: HalfCheetah-vel targets 0.0 ... 1.9 by 0.1 with 0 left out of the means -> 0.1 ... 1.9
+    import json
+
+    from bomrl.cli import main
+    from bomrl.envs.families import get_family
+
+    np.testing.assert_allclose(get_family("halfcheetah-vel").test_grid()[:, 0], np.arange(1, 20) / 10)
+    np.testing.assert_allclose(get_family("ant-vel").test_grid()[:, 0], np.arange(1, 30) / 10)
+    np.testing.assert_array_equal(get_family("ant-dir").test_grid(), [[-1.0], [1.0]])
+    run = tmp_path / "r"
+    assert main(["train", "--env", "halfcheetah-vel", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "2",
+                 "--horizon", "10", "--iterations", "1", "--no-progress", "--out", str(run)]) == 0
+    assert main(["meta-test", str(run), "--task-grid", "--adapt-steps", "1"]) == 0
+    res = json.loads((run / "meta_test.json").read_text())
+    assert res["tasks"] == 19 and res["split"] == "grid" and np.shape(res["task_returns"]) == (2, 19)
+    nav = tmp_path / "nav"
+    assert main(["train", "--env", "nav2d", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "2",
+                 "--horizon", "10", "--iterations", "1", "--no-progress", "--out", str(nav)]) == 0
+    capsys.readouterr()
+    assert main(["meta-test", str(nav), "--task-grid"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--task-grid is invalid for 'nav2d'" in err

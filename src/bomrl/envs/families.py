@@ -102,6 +102,10 @@ class TaskFamily:
         (default: the tasks drawn for the first iteration are kept)."""
         return None
 
+    def test_grid(self) -> np.ndarray | None:
+        """A fixed grid of test tasks (`bomrl meta-test --task-grid`), or None (default: none)."""
+        return None
+
     @property
     def has_test_split(self) -> bool:
         """Whether the family defines a held-out test split (`sample_test_tasks` overridden)."""

@@ -323,6 +323,14 @@ class LocomotionFamily(TaskFamily):
             return None
         return np.where(np.arange(n) % 2 == 0, -1.0, 1.0)[:, None]
 
+    def test_grid(self) -> np.ndarray:
+        """The released meta-test scripts' tasks (36952404750, 36942303703): target velocities 0.1,
+        0.2, ... up to the range's end minus 0.1 (v* = 0 is run there but left out of every mean);
+        directions −1, +1."""
+        if self.kind == "dir":
+            return np.array([[-1.0], [1.0]])
+        return (np.arange(1, int(round(self.vel_range[1] * 10))) / 10.0)[:, None]
+
     def move_reward(self, task, v: float) -> float:
         """Moving reward: −|v − v*| for goal velocity, d·v for goal direction (docs/MATH.md §5)."""
         return -abs(v - task[0]) if self.kind == "vel" else task[0] * v

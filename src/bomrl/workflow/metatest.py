@@ -74,13 +74,21 @@ def run(config: MetaTestConfig) -> dict:
         ckpt = load_latest(config.run_dir, warn=lambda msg: print(f"bomrl: warning: {msg}", file=sys.stderr))
 
     seed = cfg.seed if config.seed is None else config.seed
+    grid = None
+    if config.task_grid:
+        grid = get_family(cfg.env).test_grid()
+        if grid is None:
+            raise ConfigError(f"--task-grid is invalid for {cfg.env!r}: the family has no fixed test grid "
+                              "(TaskFamily.test_grid); draw --tasks tasks instead")
+        grid = np.asarray(grid, np.float64)
+        config = dataclasses.replace(config, tasks=len(grid))
     with make_run_sampler(cfg, config.tasks, seed) as sampler:
         policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
         key = jax.random.PRNGKey(seed)
         state = restore_tree(algo.init(jax.random.fold_in(key, 0)), ckpt)
         split = "test" if sampler.family.has_test_split else "train"
-        tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]), split=split)
+        tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]), split=split) if grid is None else grid
         sampler.iteration = TEST_SAMPLER_CALLS
         if config.protocol == "metaworld":
             with _eval_sampler(cfg, algo, sampler, config, seed) as evaluator:
@@ -102,7 +110,7 @@ def run(config: MetaTestConfig) -> dict:
         "horizon": cfg.horizon, "env_steps": int(res["env_steps"]), "seed": seed,
         "run_dir": str(config.run_dir),
         **({"adapt_kl": [float(k) for k in res["adapt_kl"]]} if "adapt_kl" in res else {}),
-        "split": split, "protocol": config.protocol, "checkpoint": config.checkpoint,
+        "split": "grid" if grid is not None else split, "protocol": config.protocol, "checkpoint": config.checkpoint,
         **({"eval_episodes": config.eval_episodes} if config.protocol == "metaworld" else {}),
     }
     if "task_returns_mean_action" in res:

@@ -35,6 +35,9 @@ class MetaTestConfig:
     is the standard protocol's, unchanged)."""
     eval_episodes: int = 3
     """Episodes per task of the final round with --protocol metaworld (Meta-World's default: 3)."""
+    task_grid: bool = False
+    """Test on the family's fixed grid instead of --tasks drawn tasks (locomotion: the paper's
+    released meta-test scripts' tasks, velocities 0.1 ... 1.9 or 2.9 by 0.1, directions ±1)."""
     checkpoint: Literal["latest", "best"] = "latest"
     """Which policy to test: the newest good checkpoint (latest), or the model-selection checkpoint
     DIR/best.bomrl of a run trained with --select-tasks (best)."""
