@@ -12,14 +12,15 @@
 # skipped. Then `bomrl plot` writes OUT/plots (success.png, success.md, fig5_training.png, ...).
 #
 #   scripts/reproduce_metaworld.sh
-#   ENVS=ml1-reach-v3 SEEDS=0 METHODS="maml-trpo bomrl" scripts/reproduce_metaworld.sh
+#   ENVS=ml1-reach-v3 SEEDS=0 METHODS="maml-trpo bomrl" scripts/reproduce_metaworld.sh   # BO-MRL defaults
 #   PLOT_ONLY=1 scripts/reproduce_metaworld.sh
 #
-# METHODS: algorithm names; "bomrl:PRESET" uses a BO-MRL preset (e.g. bomrl:one-step).
+# METHODS: algorithm names; "bomrl:PRESET" uses a BO-MRL preset. Default BO-MRL: the one-step
+# preset, the best BO-MRL under the standard protocol (docs/REPRODUCTION.md).
 set -euo pipefail
 
 ENVS=${ENVS:-"ml1-reach-v3 ml1-push-v3"}
-METHODS=${METHODS:-"maml-trpo bomrl rl2"}
+METHODS=${METHODS:-"maml-trpo bomrl:one-step rl2"}
 SEEDS=${SEEDS:-"0 1"}
 N=${N:-30}
 TASKS=${TASKS:-10}

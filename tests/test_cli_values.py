@@ -58,6 +58,7 @@ VALID = {       # (command, field, value)
     ("bench iteration", "eval_steps", "0"): "0 = no held-out evaluation (the default)",
     ("bench learning", "window", str(10**12)): "the summary averages min(window, iterations) iterations",
     ("train", "checkpoint_every", str(10**12)): "a checkpoint at the end only (one is always written there)",
+    ("train", "select_tasks", "0"): "0 = no model selection (the default)",
     ("meta-test", "adapt_steps", "0"): "0 adaptations: the meta-policy's own return",
     ("meta-test", "seed", "0"): "seed 0",
     ("plot", "smooth", str(10**12)): "a trailing window longer than the run averages all iterations so far",
