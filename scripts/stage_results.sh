@@ -2,8 +2,8 @@
 # Stage (and with --commit, commit) the small files of every run under the given result roots, so a
 # later session on another machine resumes instead of restarting (checkpoints and run directories
 # are git-ignored; only what is staged here survives a session):
-#   each RUN with a config.json: config.json, metrics.csv, meta_test.json (if any) and its LATEST
-#   ckpt-*.bomrl; older checkpoints of RUN leave the index (they stay on disk); ROOT/wall_times.tsv.
+#   each RUN with a config.json: config.json, metrics.csv, every meta_test*.json, best.bomrl (if
+#   any) and its LATEST ckpt-*.bomrl; older checkpoints of RUN leave the index (they stay on disk); ROOT/wall_times.tsv.
 # A run with neither a checkpoint nor a meta-test yet is skipped (its config alone would not resume).
 # Files over 1 MB are refused (one line on stderr), never staged. Safe while runs write: it only reads
 # them. --commit commits the whole index: stage nothing else first, and never `git commit -a` beside
@@ -46,7 +46,9 @@ for root in "${roots[@]}"; do
     for tracked in $(git ls-files -- "$dir" | grep '/ckpt-[0-9]*\.bomrl$' || true); do
       [ "$tracked" = "$latest" ] || git rm -q --cached -- "$tracked"
     done
-    add "$dir/config.json"; add "$dir/metrics.csv"; add "$dir/meta_test.json"
+    add "$dir/config.json"; add "$dir/metrics.csv"
+    for mt in "$dir"/meta_test*.json; do add "$mt"; done   # meta_test.json, meta_test-best.json, ...
+    add "$dir/best.bomrl"                                   # the model-selection checkpoint (--select-tasks)
     label=$(basename "$dir")
     if [ -n "$latest" ]; then
       add "$latest"

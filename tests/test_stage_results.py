@@ -48,6 +48,8 @@ def test_stages_latest_checkpoint_only_and_commits(tmp_path):
     _git(repo, "init", "-q")
     (repo / ".gitignore").write_text("results/**/tb/\nresults/**/ckpt-*.bomrl\n")
     a = _run_dir(root, "env-a-s0", ckpts=(10,))
+    (a / "best.bomrl").write_bytes(b"b" * 100)            # model selection's kept policy and its meta-test
+    (a / "meta_test-best.json").write_text("{}")
     _run_dir(root, "env-b-s0", meta_test=True)            # finished, final checkpoint not kept
     _run_dir(root, "env-c-s0")                            # just started: nothing to resume from
     (root / "wall_times.tsv").write_text("run\tphase\tseconds\n")
@@ -58,7 +60,8 @@ def test_stages_latest_checkpoint_only_and_commits(tmp_path):
     files = set(_git(repo, "ls-files").split())
     assert files == {   # only what the script staged (.gitignore itself was never added)
         "results/loco/env-a-s0/config.json", "results/loco/env-a-s0/metrics.csv",
-        "results/loco/env-a-s0/ckpt-000010.bomrl", "results/loco/env-b-s0/config.json",
+        "results/loco/env-a-s0/ckpt-000010.bomrl", "results/loco/env-a-s0/best.bomrl",
+        "results/loco/env-a-s0/meta_test-best.json", "results/loco/env-b-s0/config.json",
         "results/loco/env-b-s0/metrics.csv", "results/loco/env-b-s0/meta_test.json",
         "results/loco/wall_times.tsv"}
     assert _git(repo, "log", "-1", "--format=%s").strip() == "results: env-a-s0 @10; env-b-s0"

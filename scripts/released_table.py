@@ -1,0 +1,96 @@
+"""The table of scripts/released_protocol.sh: per step of the decomposition (P0 = the paper's released
+scripts' protocol, then groups of its elements switched back toward the standard protocol), BO-MRL's
+and MAML-TRPO's meta-test return after one adaptation (mean over (seed, test task) pairs, stochastic
+episodes; and the mean-action episodes of the released meta-test) and BO-MRL − MAML-TRPO with its
+paired 95 % t-interval (bomrl.workflow.compare), plus the same on the scripts' task grid where it
+was tested.
+
+    python scripts/released_table.py results/released/halfcheetah-dir [--out FILE]
+
+Writes DIR/table.md (or --out) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bomrl.workflow.compare import paired_difference, paired_returns
+
+STEPS = {   # step -> (its run directories' step, meta-test file, what it changes relative to the step above)
+    "P0": ("P0", "meta_test-best.json", "the released scripts' protocol (model-selected policy)"),
+    "P1": ("P0", "meta_test.json", "no model selection (the last iteration's policy)"),
+    "P2": ("P2", "meta_test.json", "no run mechanics (sampled tasks, same post-update batch, learned std, "
+                                   "64-64, no observation filter)"),
+    "P3": ("P3", "meta_test.json", "the standard Q (GAE(1) − linear baseline, standardised, γ 0.99, "
+                                   "no continuation)"),
+    "P4": ("P4", "meta_test.json", "the standard algorithm settings (BO-MRL's and MAML-TRPO's defaults)"),
+}
+METHODS = ("bomrl", "maml-trpo")
+
+
+def infos(root: Path, run_step: str, method: str, name: str, mean_action: bool = False) -> list[dict]:
+    """[{"seed", "meta_test"}] of the runs RUNSTEP-METHOD-sSEED under root with meta-test file `name`;
+    with mean_action, the mean-action returns stand in for the stochastic ones."""
+    out = []
+    for run in sorted(root.glob(f"{run_step}-{method}-s*")):
+        path = run / name
+        if not path.exists():
+            continue
+        meta = json.loads(path.read_text())
+        if mean_action:
+            if "task_returns_mean_action" not in meta:
+                continue
+            meta = {**meta, "task_returns": meta["task_returns_mean_action"]}
+        seed = json.loads((run / "config.json").read_text())["train"]["seed"]
+        out.append({"seed": int(seed), "meta_test": {**meta, "run_dir": str(run)}})
+    return out
+
+
+def _cell(a, b) -> tuple[str, str, str, int]:
+    """(mean a, mean b, a − b [lo, hi], pairs) over paired returns."""
+    if len(a) == 0:
+        return "–", "–", "–", 0
+    d = paired_difference(a, b)
+    interval = f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if np.isfinite(d["lo"]) else f"{d['mean']:+.1f}"
+    return f"{np.mean(a):.1f}", f"{np.mean(b):.1f}", interval, len(a)
+
+
+def table(root: Path) -> str:
+    lines = ["| step | change from the step above | seeds | BO-MRL after 1 | MAML-TRPO after 1 | BO-MRL − MAML-TRPO "
+             "after 1 [95 %] | mean-action: BO-MRL − MAML-TRPO | task grid: BO-MRL − MAML-TRPO |",
+             "|---|---|---|---|---|---|---|---|"]
+    for step, (run_step, name, change) in STEPS.items():
+        cols = []
+        for mean_action, file in ((False, name), (True, name), (False, "meta_test-grid.json" if step == "P0" else None)):
+            if file is None:
+                cols.append(("–", "–", "–", 0, []))
+                continue
+            a_info = infos(root, run_step, "bomrl", file, mean_action)
+            b_info = infos(root, run_step, "maml-trpo", file, mean_action)
+            a, b, seeds = paired_returns(a_info, b_info, 1) if a_info and b_info else (np.zeros(0), np.zeros(0), [])
+            cols.append((*_cell(a, b), seeds))
+        (ma, mb, diff, _, seeds), mode, grid = cols
+        if not seeds:
+            continue
+        lines.append(f"| {step} | {change} | {', '.join(map(str, seeds))} | {ma} | {mb} | {diff} | {mode[2]} | {grid[2]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    text = table(args.root)
+    out = args.out or args.root / "table.md"
+    out.write_text(text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
