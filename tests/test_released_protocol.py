@@ -492,3 +492,16 @@ def test_meta_test_on_the_released_task_grid(tmp_path, capsys):
     assert main(["meta-test", str(nav), "--task-grid"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--task-grid is invalid for 'nav2d'" in err
+
+
+def test_plot_label_names_the_preset_then_what_differs_from_it():
+    import dataclasses
+
+    from bomrl.workflow.config import TrainConfig, build_algo_config
+    from bomrl.workflow.plot import run_label
+
+    train = {"env": "halfcheetah-dir", "algo": "bomrl", "distance": "d1", "preset": "released"}
+    algo = dataclasses.asdict(build_algo_config(TrainConfig(env="halfcheetah-dir", algo="bomrl", distance="d1",
+                                                            preset="released", set=("continuation=5",))))
+    assert run_label(train, algo) == "BO-MRL d1 (preset released, continuation=5)"
+    assert run_label({**train, "preset": None}, algo).startswith("BO-MRL d1 (advantage_estimator=centred-mc, ")

@@ -69,18 +69,21 @@ def find_runs(paths) -> list[Path]:
 def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
     """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own label).
 
-    The defaults are what `bomrl train` would build for this env, algorithm and distance
-    (`build_algo_config`, so e.g. the paper's per-env λ counts as default)."""
+    The defaults are what `bomrl train` would build for this env, algorithm, distance and preset
+    (`build_algo_config`, so e.g. the paper's per-env λ counts as default; a run's preset is named
+    as "preset NAME" first, and only the settings beyond it follow)."""
     distance = (train_cfg.get("distance") or algo_cfg.get("distance")) if train_cfg["algo"] == "bomrl" else None
+    preset = train_cfg.get("preset")
     try:
         defaults = dataclasses.asdict(build_algo_config(
-            TrainConfig(env=train_cfg["env"], algo=train_cfg["algo"], distance=distance)))
-    except ConfigError:  # an algorithm this install does not know: no defaults to compare with
+            TrainConfig(env=train_cfg["env"], algo=train_cfg["algo"], distance=distance, preset=preset)))
+    except ConfigError:  # an algorithm (or preset) this install does not know: no defaults to compare with
         return []
     defaults.pop("distance", None)  # already in the label
-    return [f"{k}={algo_cfg[k]}" for k in sorted(algo_cfg)
-            if k in defaults and algo_cfg[k] != defaults[k]
-            and not (isinstance(defaults[k], tuple) and list(defaults[k]) == algo_cfg[k])]
+    return ([f"preset {preset}"] if preset else []) + [
+        f"{k}={algo_cfg[k]}" for k in sorted(algo_cfg)
+        if k in defaults and algo_cfg[k] != defaults[k]
+        and not (isinstance(defaults[k], tuple) and list(defaults[k]) == algo_cfg[k])]
 
 
 def run_label(train_cfg: dict, algo_cfg: dict) -> str:
