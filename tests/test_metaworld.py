@@ -303,3 +303,20 @@ def test_workers_without_effect_on_the_vector_backend_are_named(tmp_path, capsys
     assert len(warn) == 1 and "--workers 2 has no effect" in warn[0] and "--sampler process" in warn[0]
     assert main(["train", *common, "--workers", "1", "--out", str(tmp_path / "b")]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_success_differences_pair_tasks_by_hand():
+    # the plot's success table adds method − MAML-TRPO on the same (seed, test task) pairs
+    from bomrl.workflow.plot import _stat_differences
+
+    def info(seed, succ):
+        return {"seed": seed, "meta_test": {"seed": 1000, "tasks": 2, "env": "e", "task_returns": [[0, 0], [0, 0]],
+                                            "task_stats": {"success": succ}}}
+
+    groups = {"e": {"MAML-TRPO": [info(0, [[0, 0], [1.0, 0.0]]), info(1, [[0, 0], [0.5, 0.5]])],
+                    "X": [info(0, [[0, 0], [1.0, 1.0]]), info(1, [[0, 0], [0.5, 0.0]])]}}
+    lines = _stat_differences(groups, ["e"], "success")
+    # pairs: (1-1, 1-0, 0.5-0.5, 0-0.5) = (0, 1, 0, -0.5): mean 0.125
+    row = [ln for ln in lines if ln.startswith("| e | X | 1 |")]
+    assert len(row) == 1 and row[0].split("|")[4].strip().startswith("+0.125 [") and row[0].endswith("(4) |")
+    assert _stat_differences({"e": {"X": groups["e"]["X"]}}, ["e"], "success") == []   # no MAML-TRPO: nothing

@@ -291,9 +291,50 @@ def _stat_figures(groups, envs, colors, out: Path, smooth: int) -> dict:
             _decorate(axes[1][j], env, "meta-iteration", f"post-adaptation {name} (training)")
         fig.tight_layout()
         fig.savefig(out / f"{name}.png", dpi=120, bbox_inches="tight")
-        (out / f"{name}.md").write_text("\n".join(table) + "\n")
+        (out / f"{name}.md").write_text("\n".join(table + _stat_differences(groups, envs, name)) + "\n")
         written[name] = str(out / f"{name}.png")
     return written
+
+
+def _stat_differences(groups, envs, name: str) -> list[str]:
+    """Markdown lines: per env, each method's statistic minus MAML-TRPO's on the same (seed, test
+    task) pairs after 1..k adaptations, with the paired 95 % t-interval (bomrl.workflow.compare);
+    [] where MAML-TRPO or a pairing is missing."""
+    ref = algorithm_label("maml-trpo")
+
+    def as_returns(infos):   # the statistic's per-task values in the place of the returns
+        out = []
+        for i in infos:
+            m = i["meta_test"]
+            if m and name in (m.get("task_stats") or {}):
+                out.append({**i, "meta_test": {**m, "task_returns": m["task_stats"][name]}})
+        return out
+
+    lines = []
+    for env in envs:
+        base = as_returns(groups[env].get(ref, []))
+        if not base:
+            continue
+        rows = []
+        for label, infos in sorted(groups[env].items()):
+            other = as_returns(infos)
+            if label == ref or not other:
+                continue
+            k = min(len(i["meta_test"]["task_returns"]) for i in other + base)
+            for step in range(1, k):
+                try:
+                    a, b, _ = compare.paired_returns(other, base, step)
+                except ConfigError:
+                    break
+                if len(a):
+                    d = compare.paired_difference(a, b)
+                    ci = f" [{d['lo']:+.3f}, {d['hi']:+.3f}]" if np.isfinite(d["lo"]) else ""
+                    rows.append(f"| {env} | {label} | {step} | {d['mean']:+.3f}{ci} ({len(a)}) |")
+        if rows:
+            lines += ["", f"**{env}**: method − {ref} {name} on the same test tasks, after k adaptations: mean "
+                      "[95 % t-interval over the (seed, task) pairs] (pairs)", "",
+                      f"| env | method | k | {name} − {ref} |", "| --- | --- | --- | --- |", *rows]
+    return lines
 
 
 def run(config: PlotConfig) -> dict:
