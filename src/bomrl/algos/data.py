@@ -116,8 +116,3 @@ def process_batch(arrays, discount: float, gae_lambda: float, normalize: bool = 
         raw = (out["returns"] - jnp.sum(out["returns"] * mask, axis=(1, 2), keepdims=True) / n) * mask
     adv = jax.vmap(normalize_advantages)(raw, mask) if normalize else raw
     return Data(obs, act, rew, mask, out["returns"], adv, raw)
-
-
-def data_horizon(horizon: int, config) -> int:
-    """The steps per episode that are data (the sampled horizon minus any continuation)."""
-    return horizon - getattr(config, "continuation", 0)

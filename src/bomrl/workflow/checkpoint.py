@@ -115,9 +115,7 @@ def decode(data: bytes, path: Path) -> Checkpoint:
 def save_checkpoint(run_dir: Path, iteration: int, leaves: list, meta: dict, keep: int = 2) -> Path:
     """Write checkpoint `iteration` atomically, then delete all but the newest `keep`."""
     run_dir = Path(run_dir)
-    path = checkpoint_path(run_dir, iteration)
-    atomic_write_bytes(path, encode(iteration, [np.asarray(x) for x in leaves], meta))
-    _fsync_dir(run_dir)
+    path = _write(checkpoint_path(run_dir, iteration), iteration, leaves, meta)
     for _, old in list_checkpoints(run_dir)[keep:]:
         old.unlink(missing_ok=True)
     for stale in run_dir.glob(".ckpt-*.tmp"):  # temp files of a writer killed mid-write
@@ -130,9 +128,13 @@ BEST_NAME = "best.bomrl"   # the model-selection checkpoint (`bomrl train --sele
 
 def save_best(run_dir: Path, iteration: int, leaves: list, meta: dict) -> Path:
     """Write DIR/best.bomrl atomically (same format as the periodic checkpoints; never pruned)."""
-    path = Path(run_dir) / BEST_NAME
+    return _write(Path(run_dir) / BEST_NAME, iteration, leaves, meta)
+
+
+def _write(path: Path, iteration: int, leaves: list, meta: dict) -> Path:
+    """Encode and write one checkpoint file atomically, then fsync its directory."""
     atomic_write_bytes(path, encode(iteration, [np.asarray(x) for x in leaves], meta))
-    _fsync_dir(Path(run_dir))
+    _fsync_dir(path.parent)
     return path
 
 

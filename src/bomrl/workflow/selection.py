@@ -19,7 +19,7 @@ import numpy as np
 
 from bomrl.workflow.checkpoint import BEST_NAME, CheckpointError, load_checkpoint, save_best
 
-SELECT_STREAM = 0x5E1EC7           # selection tasks: default_rng([seed, SELECT_STREAM])
+SELECT_STREAM = 0x5E1EC7           # selection tasks: default_rng([seed, SELECT_STREAM]); PRNG: fold_in(seed, it)
 SELECT_CALLS = 2**41               # reset seeds of the selection rollouts: beyond training's and meta-test's
 
 
@@ -27,13 +27,12 @@ class ModelSelection:
     """The selection tasks and sampler of one run, and the best post-adaptation return so far."""
 
     def __init__(self, cfg, run_dir: Path, stride: int):
-        from bomrl.workflow.train import make_run_sampler
+        from bomrl.workflow.train import fixed_tasks, make_run_sampler
 
         self.run_dir, self.stride = Path(run_dir), stride
+        self.key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), SELECT_STREAM)
         self.sampler = make_run_sampler(cfg, cfg.select_tasks, cfg.seed)
-        listed = self.sampler.family.fixed_tasks(cfg.select_tasks)
-        self.tasks = (np.asarray(listed, np.float64) if listed is not None
-                      else self.sampler.sample_tasks(np.random.default_rng([cfg.seed, SELECT_STREAM])))
+        self.tasks = fixed_tasks(self.sampler, np.random.default_rng([cfg.seed, SELECT_STREAM]))
         self.best = -math.inf
         path = self.run_dir / BEST_NAME
         if path.exists():   # a resumed run continues its selection
@@ -42,10 +41,10 @@ class ModelSelection:
             except (CheckpointError, KeyError):
                 self.best = -math.inf
 
-    def evaluate(self, algo, state, key, iteration: int) -> dict:
+    def evaluate(self, algo, state, iteration: int) -> dict:
         """One adaptation on the selection tasks: {select/return, select/best, select/env_steps}."""
         self.sampler.iteration = SELECT_CALLS + iteration * self.stride
-        res = algo.adapt(state, self.sampler, self.tasks, jax.random.fold_in(key, iteration), steps=1)
+        res = algo.adapt(state, self.sampler, self.tasks, jax.random.fold_in(self.key, iteration), steps=1)
         ret = float(np.asarray(res["returns"])[1])
         return {"select/return": ret, "select/best": max(self.best, ret),
                 "select/env_steps": float(res["env_steps"])}

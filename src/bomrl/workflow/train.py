@@ -47,7 +47,6 @@ __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_s
            "SAMPLER_CALL_STRIDE"]
 
 SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an iteration makes k + 1)
-SELECT_KEY = 0x5E1EC7        # PRNG stream of the model-selection rounds (--select-tasks)
 
 
 def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
@@ -228,7 +227,6 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             from bomrl.workflow.selection import ModelSelection
 
             selection = ModelSelection(cfg, run_dir, SAMPLER_CALL_STRIDE)
-            select_key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), SELECT_KEY)
         key = jax.random.PRNGKey(cfg.seed)
         state = algo.init(jax.random.fold_in(key, 0))
         start, wall, env_steps = 0, 0.0, 0.0
@@ -247,7 +245,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
                              "env_steps": env_steps, "sampler_calls": sampler.iteration, "settings": settings})
             saved = done
 
-        fixed = fixed_training_tasks(sampler, cfg.seed) if cfg.fixed_tasks else None
+        fixed = fixed_tasks(sampler, np.random.default_rng([cfg.seed, 0])) if cfg.fixed_tasks else None
         for it in range(start, cfg.iterations):
             t0 = time.perf_counter()
             tasks = training_tasks(sampler, cfg.seed, it) if fixed is None else fixed
@@ -260,7 +258,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             new_wall = wall + time.perf_counter() - t0
             new_steps = env_steps + m.pop("charts/env_steps")
             if selection is not None:
-                m.update(selection.evaluate(algo, new_state, select_key, it + 1))
+                m.update(selection.evaluate(algo, new_state, it + 1))
             row = {"iteration": it + 1, "env_steps": new_steps, "wall_s": new_wall,
                    **{RENAME.get(k, k): v for k, v in m.items()}}
             logger.log(row)
@@ -323,10 +321,11 @@ def training_tasks(sampler, seed: int, iteration: int) -> np.ndarray:
     return sampler.sample_tasks(np.random.default_rng([seed, iteration]))
 
 
-def fixed_training_tasks(sampler, seed: int) -> np.ndarray:
-    """--fixed-tasks: the family's fixed list (`TaskFamily.fixed_tasks`), else iteration 0's draw."""
+def fixed_tasks(sampler, rng: np.random.Generator) -> np.ndarray:
+    """The sampler's num_tasks tasks kept for a whole run: the family's fixed list
+    (`TaskFamily.fixed_tasks`), else one draw from rng (--fixed-tasks: iteration 0's stream)."""
     listed = sampler.family.fixed_tasks(sampler.num_tasks)
-    return training_tasks(sampler, seed, 0) if listed is None else np.asarray(listed, np.float64)
+    return sampler.sample_tasks(rng) if listed is None else np.asarray(listed, np.float64)
 
 
 def _remove_failed_start(run_dir: Path, logger) -> None:
