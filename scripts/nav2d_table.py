@@ -30,7 +30,7 @@ def random_init(run_dir: Path, steps: int = 3) -> np.ndarray:
     import jax
 
     from bomrl.workflow.metatest import TEST_SAMPLER_CALLS, TEST_STREAM
-    from bomrl.workflow.train import load_run, make_algo, make_policy, make_run_sampler
+    from bomrl.workflow.run import load_run, make_algo, make_policy, make_run_sampler
 
     cfg, algo_cfg = load_run(run_dir)
     mt = json.loads((run_dir / "meta_test.json").read_text())

@@ -14,12 +14,13 @@
 #
 # The steps (each switches the named group of P0's elements back to the standard protocol's value;
 # P1 is no training: P0's runs meta-tested at their last iteration instead of the selected policy):
-#   P0  released: --preset released (BO-MRL: --distance DIST), 4 tasks (the fixed list), 20 episodes
-#       and 100 after adaptation, 200-step episodes + 200-step continuation, 128-128 policy with a
-#       fixed std, observation filter, model selection on 2 tasks
+#   P0  released: --preset released (BO-MRL: --distance DIST), raw actions clipped to the env's
+#       bounds (action scale 1; locomotion families), 4 tasks (the fixed list), 20 episodes and 100 after adaptation,
+#       200-step episodes + 200-step continuation, 128-128 policy with a fixed std, observation
+#       filter, model selection on 2 tasks
 #   P1  P0 without model selection (meta-test --checkpoint latest)
-#   P2  P1 without the run mechanics: sampled tasks, the same episodes after adaptation, learned
-#       std, 64-64 policy, no observation filter
+#   P2  P1 without the run mechanics: action scale 10, sampled tasks, the same episodes after
+#       adaptation, learned std, 64-64 policy, no observation filter
 #   P3  P2 with the standard Q: GAE(1) with the linear baseline, standardised, γ 0.99, no continuation
 #   P4  P3 with the standard algorithm settings (BO-MRL's defaults at DIST; MAML-TRPO's defaults)
 # The remaining step to the standard protocol (40 tasks, horizon 100) is results/locomotion's runs.
@@ -48,6 +49,7 @@ step_args() {   # the train flags of (step, method)
   [ "$method" = bomrl ] && dist="--distance $DIST"
   preset="--preset released"
   mech=(--fixed-tasks --post-episodes $((5 * EPISODES)) --hidden 128 128 --fixed-std --obs-filter --select-tasks 2)
+  case "$ENV" in halfcheetah-*|ant-*) mech+=(--action-scale 1) ;; esac   # the scripts' raw gym actions
   q=(--horizon $((HORIZON + CONT)) --set continuation="$CONT")
   case "$step" in
     P0) ;;

@@ -23,8 +23,8 @@ from bomrl.workflow.compare import paired_difference, paired_returns
 STEPS = {   # step -> (its run directories' step, meta-test file, what it changes relative to the step above)
     "P0": ("P0", "meta_test-best.json", "the released scripts' protocol (model-selected policy)"),
     "P1": ("P0", "meta_test.json", "no model selection (the last iteration's policy)"),
-    "P2": ("P2", "meta_test.json", "no run mechanics (sampled tasks, same post-update batch, learned std, "
-                                   "64-64, no observation filter)"),
+    "P2": ("P2", "meta_test.json", "no run mechanics (action scale 10, sampled tasks, same post-update batch, "
+                                   "learned std, 64-64, no observation filter)"),
     "P3": ("P3", "meta_test.json", "the standard Q (GAE(1) − linear baseline, standardised, γ 0.99, "
                                    "no continuation)"),
     "P4": ("P4", "meta_test.json", "the standard algorithm settings (BO-MRL's and MAML-TRPO's defaults)"),

@@ -3,7 +3,7 @@
 # configurations (pytorch-maml-rl and ProMP: 40 tasks x 20 episodes x horizon 100 per sampling round).
 # Every method gets the same budget and the same seeds and meta-test tasks. Restartable: a run that
 # exists is resumed up to N iterations (a finished one is skipped), so N can be raised in stages
-# (N=100 now, N=300 in a later session) and unfinished runs continue on any machine from the
+# (e.g. N=100 first, then N=300) and unfinished runs continue on any machine from the
 # checkpoint committed under results/.
 #
 #   scripts/reproduce_locomotion.sh                      # defaults below (see docs/REPRODUCTION.md)

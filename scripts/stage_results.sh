@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage (and with --commit, commit) the small files of every run under the given result roots, so a
-# later session on another machine resumes instead of restarting (checkpoints and run directories
-# are git-ignored; only what is staged here survives a session):
+# later run on another machine resumes instead of restarting (checkpoints and run directories
+# are git-ignored; only what is staged here travels with the repository):
 #   each RUN with a config.json: config.json, metrics.csv, every meta_test*.json, best.bomrl (if
 #   any) and its LATEST ckpt-*.bomrl; older checkpoints of RUN leave the index (they stay on disk); ROOT/wall_times.tsv.
 # A run with neither a checkpoint nor a meta-test yet is skipped (its config alone would not resume).

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.usefixtures("shared_compilation_cache")
@@ -35,3 +36,27 @@ def test_bench_iteration_returns_are_trainings_with_or_without_evaluation(capsys
         res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert res["pre_returns"] == [round(r["pre_return"], 2) for r in rows]
         assert res["post_returns"] == [round(r["post_return"], 2) for r in rows]
+
+
+
+def test_bench_iteration_uses_trains_reset_seeds(tmp_path, monkeypatch, capsys):
+    """Every sampling call of `bench iteration` has the call index and environment reset seeds of
+    `bomrl train`'s same call (both run bomrl.workflow.run.seeded_step)."""
+    from bomrl.cli import main
+    from bomrl.envs.sampler import Sampler
+
+    calls = []
+    original = Sampler.sample
+
+    def recording(self, policy, params, tasks, key):
+        calls.append((self.iteration, self.reset_seeds(self.iteration).tolist(), np.asarray(tasks).tolist()))
+        return original(self, policy, params, tasks, key)
+
+    monkeypatch.setattr(Sampler, "sample", recording)
+    common = ["--env", "nav2d", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "2", "--horizon", "5"]
+    assert main(["train", *common, "--iterations", "2", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    trained, calls[:] = list(calls), []
+    assert main(["bench", "iteration", *common, "--iterations", "1", "--warmup", "1"]) == 0
+    capsys.readouterr()
+    assert [c[0] for c in trained] == [0, 1, 1000, 1001]   # pre- and post-update call of iterations 0, 1
+    assert calls == trained

@@ -209,7 +209,7 @@ class _FixedSampler:
 
 
 def test_reported_return_excludes_the_continuation_but_the_cost_counts_it():
-    from bomrl.algos.base import _Timer
+    from bomrl.algos.base import PhaseTimer
     from bomrl.algos.maml_trpo import MamlTrpo, MamlTrpoConfig
     from bomrl.core.batch import Batch
 
@@ -222,7 +222,7 @@ def test_reported_return_excludes_the_continuation_but_the_cost_counts_it():
     for cont, expected in ((1, (3.0 + 3.0) / 2), (0, (7.0 + 3.0) / 2)):
         algo = MamlTrpo(MamlTrpoConfig(continuation=cont, advantage_estimator="centred-mc"), policy)
         data, ret, steps = algo._sample(_FixedSampler(batch), params, np.zeros((1, 1)), jax.random.PRNGKey(0),
-                                        _Timer())
+                                        PhaseTimer())
         assert ret == expected and steps == 4
         assert data.obs.shape[2] == 3 - cont
 
@@ -310,8 +310,8 @@ def test_fixed_tasks_are_the_scripts_list_or_the_first_draw(tmp_path, monkeypatc
 
     from bomrl.cli import main
     from bomrl.envs.families import get_family
-    from bomrl.envs.sampler import make_sampler
-    from bomrl.workflow.train import fixed_tasks, training_tasks
+    from bomrl.envs import make_sampler
+    from bomrl.workflow.run import fixed_tasks, training_tasks
 
     np.testing.assert_array_equal(get_family("halfcheetah-dir").fixed_tasks(4), [[-1.0], [1.0], [-1.0], [1.0]])
     assert get_family("halfcheetah-vel").fixed_tasks(4) is None

@@ -84,14 +84,14 @@ def test_policy_compiled_once():
     from bomrl.envs import sampler as sampler_mod
 
     calls = []
-    orig = sampler_mod._make_act_fn
+    orig = sampler_mod.make_act_fn
 
     def counting(policy):
         fn = orig(policy)
         calls.append(fn)
         return fn
 
-    sampler_mod._make_act_fn = counting
+    sampler_mod.make_act_fn = counting
     try:
         with make_sampler("halfcheetah-dir", 2, 2, 5, seed=0) as s:
             policy, params = _policy_params(s, 2)
@@ -101,7 +101,7 @@ def test_policy_compiled_once():
                 params = jax.tree_util.tree_map(lambda p: p * 1.01, params)
                 s.sample(policy, params, tasks, jax.random.PRNGKey(i))
     finally:
-        sampler_mod._make_act_fn = orig
+        sampler_mod.make_act_fn = orig
     assert len(calls) == 1 and calls[0]._cache_size() == 1
 
 

@@ -19,7 +19,7 @@ import sys
 import tyro
 
 from bomrl.errors import BomrlError
-from bomrl.utils import algorithm_settings_help, quiet_runtime
+from bomrl.utils import quiet_runtime
 
 # command name -> ("module:ConfigClass", "module:run_function"). The config modules are imported to
 # build the parser; the run module only once its command was chosen and its flags parsed.
@@ -145,6 +145,8 @@ def _algo_arg(argv: list[str]) -> str | None:
 
 def _print_algorithm_settings(name: str) -> None:
     """`bomrl train --algo A --help`: after the flags, every setting of algorithm A (for --set)."""
+    from bomrl.workflow.config import algorithm_settings_help
+
     try:
         print("\n" + algorithm_settings_help(name))
     except BomrlError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Iterable
 
 
@@ -24,3 +26,14 @@ def check_choice(name: str, value, choices: Iterable) -> None:
     choices = list(choices)
     if value not in choices:
         raise ConfigError(f"{name}={value!r} is invalid: allowed values are {', '.join(map(str, choices))}")
+
+
+def check_literals(config) -> None:
+    """Every field of the dataclass instance `config` annotated Literal[...] holds one of the
+    annotation's values (check_choice's one-line error): the annotation is the one definition of a
+    setting's choices (tyro reads it for the command line, this for config files and --set)."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        hint = hints.get(field.name)
+        if typing.get_origin(hint) is typing.Literal:
+            check_choice(field.name, getattr(config, field.name), typing.get_args(hint))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import dataclasses
 import inspect
 import json
 import os
@@ -13,7 +12,6 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from bomrl.algos import get_algorithm
 from bomrl.errors import ConfigError
 
 
@@ -147,21 +145,3 @@ def field_docs(cls) -> dict[str, str]:
                     and isinstance(nxt.value.value, str)):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
-
-
-def algorithm_settings_help(name: str) -> str:
-    """The settings of algorithm `name` (for --set NAME=VALUE) with default and doc, and its presets."""
-    algo_cls, cfg_cls = get_algorithm(name)
-    docs = field_docs(cfg_cls)
-    lines = [f"Algorithm settings of --algo {name} ({cfg_cls.__name__}); change with --set NAME=VALUE:"]
-    for f in dataclasses.fields(cfg_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
-        lines.append(f"  {f.name} = {default!r}")
-        if docs.get(f.name):
-            lines.append(f"      {docs[f.name]}")
-    presets = getattr(algo_cls, "PRESETS", {})
-    if presets:
-        lines.append(f"Presets of --algo {name} (--preset NAME; applied below --config, --set and flags):")
-        for pname, values in presets.items():
-            lines.append(f"  {pname}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
-    return "\n".join(lines)

@@ -52,7 +52,8 @@ def broadcast_tasks(params, num_tasks: int):
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (num_tasks, *x.shape)), params)
 
 
-def _block(tree):
+def block_tree(tree):
+    """Wait for every array of a pytree (so that a phase's wall time includes its computation)."""
     return jax.tree.map(lambda x: x.block_until_ready() if hasattr(x, "block_until_ready") else x, tree)
 
 
@@ -74,7 +75,7 @@ def stack_rounds(rounds: list) -> dict:
     return {"task_stats": {k: np.stack([r[k] for r in rounds]) for k in rounds[0]}}
 
 
-class _Timer:
+class PhaseTimer:
     """Accumulates wall time per named phase (sampling vs everything else)."""
 
     def __init__(self):
@@ -115,7 +116,7 @@ class MetaAlgorithm:
         """One meta-iteration. Returns (new_state, metrics). `post_sampler` (same tasks, other
         episode count) draws the post-update batch; its call index continues `sampler`'s, so the
         reset seeds of the iteration's calls stay distinct."""
-        timer = _Timer()
+        timer = PhaseTimer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         keys = jax.random.split(key, self.inner_steps + 2)
         params_t = broadcast_tasks(state.params, num_tasks)
@@ -128,7 +129,7 @@ class MetaAlgorithm:
             returns.append(ret)
             env_steps += n
             t0 = time.perf_counter()
-            params_t, inner_metrics = _block(self._adapt_with_metrics(params_t, data))
+            params_t, inner_metrics = block_tree(self._adapt_with_metrics(params_t, data))
             timer.add("adapt", time.perf_counter() - t0)
         if post_sampler is None:
             post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
@@ -175,7 +176,7 @@ class MetaAlgorithm:
         those of a run without it): `task_returns_mean_action` [steps + 1, T].
         """
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
-        timer = _Timer()
+        timer = PhaseTimer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         params_t = broadcast_tasks(state.params, num_tasks)
         keys = jax.random.split(key, steps + 1)
@@ -254,7 +255,7 @@ class MetaAlgorithm:
                              estimator=getattr(c, "advantage_estimator", "gae"),
                              continuation=getattr(c, "continuation", 0))
 
-    def _sample(self, sampler, params_t, tasks, key, timer: _Timer, per_task: bool = False,
+    def _sample(self, sampler, params_t, tasks, key, timer: PhaseTimer, per_task: bool = False,
                 stats_out: dict | None = None, policy=None):
         """Sample with per-task params, turn the batch into `Data` (jax arrays + advantages).
         `stats_out` receives the family's episode statistics as per-task means {name: [T]};
@@ -270,7 +271,7 @@ class MetaAlgorithm:
         act = jnp.asarray(batch.act, jnp.int32 if self.policy.discrete else dtype)
         arrays = (jnp.asarray(batch.obs, dtype), act,
                   jnp.asarray(batch.rew, dtype), jnp.asarray(batch.mask, dtype))
-        data = _block(self._jit_process(arrays))
+        data = block_tree(self._jit_process(arrays))
         timer.add("process", time.perf_counter() - t0)
         cont = getattr(self.config, "continuation", 0)
         if cont:   # the reported return is the data's: the continuation steps only extend Q

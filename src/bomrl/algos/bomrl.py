@@ -32,7 +32,8 @@ from bomrl.core.hypergradient import bomrl_hypergradient
 from bomrl.core.inner_solver import solve_inner, unrolled_solution
 from bomrl.core.losses import InnerData, make_inner_loss, policy_gradient
 from bomrl.core.trpo import TRPOSettings, trpo_step
-from bomrl.errors import check
+from bomrl.core.tree import tree_norm
+from bomrl.errors import check, check_literals
 from bomrl.limits import MAX_COUNT, check_int, check_nonnegative, check_positive
 
 
@@ -98,28 +99,21 @@ class BoMrlConfig(TRPOSettings, QSettings, AdvantageSettings):
                 "backtrack": self.inner_backtrack, "stop_distance": self.inner_stop_distance or None}
 
     def __post_init__(self):
+        check_literals(self)   # the choices of every Literal field, before the checks that combine them
         check_positive("lam", self.lam)
         check(self.distance in DISTANCES, "distance", self.distance, "one of " + ", ".join(distance_names()))
-        check(self.surrogate in ("h", "ratio", "linear"), "surrogate", self.surrogate, "one of h, ratio, linear")
         check_int("inner_steps_adam", self.inner_steps_adam, 1, MAX_COUNT)
         check_positive("inner_lr", self.inner_lr)
-        check(self.inner_solver in ("adam", "sgd", "armijo", "newton"), "inner_solver", self.inner_solver,
-              "one of adam, sgd, armijo, newton")
         check_int("inner_backtrack", self.inner_backtrack, 0, 60)
         check_nonnegative("inner_stop_distance", self.inner_stop_distance)
         check(self.inner_stop_distance == 0 or self.inner_solver in ("adam", "sgd"), "inner_stop_distance",
               self.inner_stop_distance, "0 unless inner_solver is adam or sgd")
-        check(self.hypergradient in ("practical", "score", "unrolled"), "hypergradient", self.hypergradient,
-              "one of practical, score, unrolled")
         check(not (self.hypergradient == "unrolled" and self.inner_solver == "newton"), "hypergradient",
               self.hypergradient, "practical or score with inner_solver=newton (unrolled needs adam, sgd or armijo)")
         check_int("hyper_cg_iters", self.hyper_cg_iters, 1, MAX_COUNT)
         check_nonnegative("hyper_damping", self.hyper_damping)
-        check(self.line_search in ("surrogate", "linear"), "line_search", self.line_search, "surrogate or linear")
-        check(self.trust_region in ("pre", "post"), "trust_region", self.trust_region, "pre or post")
         check(not (self.trust_region == "post" and self.inner_solver == "newton"), "trust_region",
               self.trust_region, "pre with inner_solver=newton (post differentiates through adam, sgd or armijo)")
-        check(self.inner_q in INNER_Q, "inner_q", self.inner_q, "one of " + ", ".join(INNER_Q))
         super().__post_init__()
 
 
@@ -163,9 +157,6 @@ PRESETS = {
                  "hyper_cg_iters": 10, "hyper_damping": 0.0, "max_kl": 0.03, "cg_damping": 0.0,
                  "ls_steps": 10, "ls_ratio": 0.5, "line_search": "linear", "trust_region": "pre"},
 }
-
-
-INNER_Q = ("standardised", "centred", "raw")
 
 
 def inner_data(data: Data, q: str = "standardised"):
@@ -248,7 +239,7 @@ class BoMrl(MetaAlgorithm):
             def one(th, d, gg):
                 _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, **c.solver_kwargs), phi)
                 (hg,) = vjp(gg)
-                return hg, {"hyper/norm": jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(hg)))}
+                return hg, {"hyper/norm": tree_norm(hg)}
         else:
             def one(th, d, gg):
                 return bomrl_hypergradient(self.inner_loss, th, phi, d, gg, mode=c.hypergradient, policy=policy,

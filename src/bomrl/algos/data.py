@@ -10,17 +10,14 @@ continuation rollout).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from bomrl.core.advantages import continuation_rewards, estimate_advantages, normalize_advantages
-from bomrl.errors import check
+from bomrl.errors import check, check_literals
 from bomrl.limits import MAX_COUNT, check_int, check_unit_interval
-
-ESTIMATORS = ("gae", "centred-mc")
-
 
 @dataclass(frozen=True)
 class AdvantageSettings:
@@ -35,6 +32,7 @@ class AdvantageSettings:
     """standardise advantages per task (the MAML-family references: yes)"""
 
     def __post_init__(self):
+        check_literals(self)   # every Literal[...] field of the whole config (its subclasses' too)
         check_unit_interval("discount", self.discount)
         check_unit_interval("gae_lambda", self.gae_lambda)
         getattr(super(), "__post_init__", lambda: None)()
@@ -45,7 +43,7 @@ class QSettings:
     """How Q is estimated from a batch, for the algorithms that can run the paper's released-scripts
     protocol (BO-MRL, MAML-TRPO; mixed in beside `AdvantageSettings`)."""
 
-    advantage_estimator: str = "gae"
+    advantage_estimator: Literal["gae", "centred-mc"] = "gae"
     """gae = GAE(gae_lambda) with the per-task linear feature baseline (the MAML family's); centred-mc
     = the Monte-Carlo return minus its mean over the task's batch, no baseline (the paper's released
     scripts, 36902121699). normalize_advantages then standardises either"""
@@ -56,8 +54,6 @@ class QSettings:
     episode, so sample with --horizon 400). 0 = none"""
 
     def __post_init__(self):
-        check(self.advantage_estimator in ESTIMATORS, "advantage_estimator", self.advantage_estimator,
-              "one of " + ", ".join(ESTIMATORS))
         check_int("continuation", self.continuation, 0, MAX_COUNT)
         check(self.continuation == 0 or self.advantage_estimator == "centred-mc" or self.gae_lambda == 1.0,
               "continuation", self.continuation, "0 unless gae_lambda is 1 or advantage_estimator is centred-mc")

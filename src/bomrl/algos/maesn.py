@@ -55,7 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm, _Timer, broadcast_tasks, stack_rounds, stats_metrics
+from bomrl.algos.base import AlgoState, MetaAlgorithm, PhaseTimer, broadcast_tasks, stack_rounds, stats_metrics
 from bomrl.algos.data import AdvantageSettings, Data, masked_mean
 from bomrl.core.latent_policy import is_latent, kl_to_prior, latent_gaussian_mlp, latent_log_prob
 from bomrl.core.trpo import TRPOSettings, trpo_step
@@ -319,7 +319,7 @@ class Maesn(MetaAlgorithm):
     def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
         """One meta-iteration (module docstring). `tasks` only gives the meta-batch size T."""
         c = self.config
-        timer = _Timer()
+        timer = PhaseTimer()
         T = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         check(T <= c.num_train_tasks, "--tasks", T,
               f"<= num_train_tasks={c.num_train_tasks} (MAESN draws its meta-batch from its fixed training "
@@ -362,7 +362,7 @@ class Maesn(MetaAlgorithm):
         Returns `returns` [steps + 1], `task_returns` [steps + 1, T], `env_steps`."""
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         c = self.config
-        timer = _Timer()
+        timer = PhaseTimer()
         T = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         P = state.params
         dt = P["mu"].dtype

@@ -64,9 +64,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast_tasks, stack_rounds, task_means
+from bomrl.algos.base import AlgoState, MetaAlgorithm, block_tree, PhaseTimer, broadcast_tasks, stack_rounds, task_means
 from bomrl.core.lambda_return import lambda_return
-from bomrl.core.policies import _mlp_apply, _mlp_init
+from bomrl.core.policies import mlp_apply, mlp_init
 from bomrl.errors import ConfigError, check, check_choice
 from bomrl.limits import check_int, check_interval, check_nonnegative
 
@@ -175,12 +175,12 @@ class Seg(NamedTuple):
 
 def value_init(key, obs_dim: int, width: int, dtype):
     """Parameters of a tanh MLP obs_dim -> width -> width -> 1."""
-    return _mlp_init(key, (obs_dim, width, width, 1), dtype)
+    return mlp_init(key, (obs_dim, width, width, 1), dtype)
 
 
 def value_apply(vparams, obs):
     """v(s): obs [..., obs_dim] -> [...]."""
-    return _mlp_apply(vparams, obs)[..., 0]
+    return mlp_apply(vparams, obs)[..., 0]
 
 
 def meta_params(eta):
@@ -390,14 +390,12 @@ class Mgrl(MetaAlgorithm):
         return values
 
     def _get_runner(self, sampler):
-        from bomrl.envs.nstep import NStepRunner
-
         c = self.config
         key = (id(sampler.family), sampler.horizon)
         if self._runner is None or self._runner[0] != key:
             if self._runner is not None:
                 self._runner[1].close()
-            self._runner = (key, NStepRunner(sampler.family, c.num_envs, sampler.horizon))
+            self._runner = (key, sampler.nstep_runner(c.num_envs))
         return self._runner[1]
 
     def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
@@ -408,7 +406,7 @@ class Mgrl(MetaAlgorithm):
             raise ConfigError(f"rollout_len × updates_per_iteration = {c.rollout_len * c.updates_per_iteration} "
                               f"is invalid: must be >= the horizon ({sampler.horizon}) so that an iteration "
                               "holds whole episodes (the environments are reset between iterations)")
-        timer = _Timer()
+        timer = PhaseTimer()
         task = self.task(sampler)
         runner = self._get_runner(sampler)
         seeds = np.random.SeedSequence([sampler.seed, int(sampler.iteration)]).generate_state(c.num_envs)
@@ -428,7 +426,7 @@ class Mgrl(MetaAlgorithm):
             arrays = Seg(jnp.asarray(seg.obs, dtype), act, jnp.asarray(seg.rew, dtype),
                          jnp.asarray(seg.next_obs, dtype), jnp.asarray(seg.terminated, dtype),
                          jnp.asarray(seg.cut, dtype))
-            carry, m = _block(self._update_jit(carry, arrays))
+            carry, m = block_tree(self._update_jit(carry, arrays))
             timer.add("update", time.perf_counter() - t0)
             returns.extend(seg.episode_returns.tolist())
             lengths.extend(seg.episode_lengths.tolist())

@@ -24,11 +24,7 @@ import jax.numpy as jnp
 from bomrl.algos.data import Data, masked_mean
 from bomrl.core.losses import h_transform
 from bomrl.core.policies import Policy
-from bomrl.errors import check
 from bomrl.limits import MAX_COUNT, check_int, check_positive
-
-INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio", "h")
-
 
 @dataclass(frozen=True)
 class InnerPGSettings:
@@ -45,8 +41,6 @@ class InnerPGSettings:
     def __post_init__(self):
         check_positive("inner_lr", self.inner_lr)
         check_int("inner_steps", self.inner_steps, 1, MAX_COUNT)
-        check(self.inner_objective in INNER_OBJECTIVES, "inner_objective", self.inner_objective,
-              " or ".join(map(repr, INNER_OBJECTIVES)))
         getattr(super(), "__post_init__", lambda: None)()
 
 

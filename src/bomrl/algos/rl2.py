@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm, _block, _Timer, broadcast_tasks
+from bomrl.algos.base import AlgoState, MetaAlgorithm, block_tree, PhaseTimer, broadcast_tasks
 from bomrl.algos.data import AdvantageSettings, masked_mean
 from bomrl.core.advantages import fit_linear_baseline, gae_over_gaps, normalize_advantages
 from bomrl.core.recurrent import gru_policy, is_recurrent, trial_view
@@ -198,7 +198,7 @@ class RL2(MetaAlgorithm):
         return params, opt_state, metrics
 
     # ---- interface ------------------------------------------------------------------------------
-    def _sample_trials(self, sampler, policy, params, tasks, key, timer: _Timer):
+    def _sample_trials(self, sampler, policy, params, tasks, key, timer: PhaseTimer):
         t0 = time.perf_counter()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         batch = sampler.sample(policy, broadcast_tasks(params, num_tasks), tasks, key)
@@ -209,18 +209,18 @@ class RL2(MetaAlgorithm):
     def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
         """One meta-iteration: one batch of trials, one PPO update. Returns (new_state, metrics)."""
         c = self.config
-        timer = _Timer()
+        timer = PhaseTimer()
         k_sample, k_update = jax.random.split(key)
         batch = self._sample_trials(sampler, self.policy, state.params, tasks, k_sample, timer)
         t0 = time.perf_counter()
         dtype = jax.tree.leaves(state.params)[0].dtype
         act = jnp.asarray(batch.act, jnp.int32 if self.policy.discrete else dtype)
         arrays = (jnp.asarray(batch.obs, dtype), act, jnp.asarray(batch.rew, dtype), jnp.asarray(batch.mask, dtype))
-        data = _block(self._trials_jit(arrays))
+        data = block_tree(self._trials_jit(arrays))
         timer.add("process", time.perf_counter() - t0)
         t0 = time.perf_counter()
         horizon = int(np.shape(batch.mask)[2])
-        params, opt_state, m = _block(self._update_jit(state.params, state.opt_state, data, k_update, horizon))
+        params, opt_state, m = block_tree(self._update_jit(state.params, state.opt_state, data, k_update, horizon))
         timer.add("update", time.perf_counter() - t0)
         T, E = np.shape(batch.returns)
         K = c.episodes_per_trial
@@ -255,7 +255,7 @@ class RL2(MetaAlgorithm):
               f"such that steps + 1 divides the episodes per task ({E}): RL²'s meta-test runs trials "
               f"of steps + 1 episodes")
         policy = self.policy._replace(episodes_per_trial=K)
-        batch = self._sample_trials(sampler, policy, state.params, tasks, key, _Timer())
+        batch = self._sample_trials(sampler, policy, state.params, tasks, key, PhaseTimer())
         T = np.shape(batch.returns)[0]
         per_task = np.asarray(batch.returns, np.float64).reshape(T, E // K, K).mean(axis=1).T    # [K, T]
         out = {"returns": per_task.mean(axis=1), "task_returns": per_task,

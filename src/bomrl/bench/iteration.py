@@ -26,7 +26,7 @@ from bomrl.bench.config import BenchIterationConfig
 from bomrl.envs import get_family, make_sampler
 from bomrl.limits import MAX_ITERATIONS, MAX_ROUNDS, check_counts, check_int, check_positive, check_seed, check_workers
 from bomrl.workflow.config import TrainConfig, build_algo_config
-from bomrl.workflow.train import SAMPLER_CALL_STRIDE, make_policy
+from bomrl.workflow.run import initial_state, make_policy, seeded_step
 
 EVAL_SAMPLER_CALLS = 2**41   # reset seeds of the --eval-steps rounds: beyond any training call
 
@@ -67,7 +67,6 @@ def run(config: BenchIterationConfig) -> dict:
 def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg: TrainConfig) -> dict:
     """The timed meta-iterations of a validated config (prints and returns the JSON line)."""
     workers = config.workers or (os.cpu_count() or 1)
-    key = jax.random.PRNGKey(config.seed)
     rows = []
     with make_sampler(family, config.tasks, config.episodes, config.horizon, backend=config.backend,
                       num_workers=workers, seed=config.seed, action_scale=config.action_scale) as sampler:
@@ -75,7 +74,7 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg:
         # default Gaussian / categorical MLP (64, 64)
         policy = make_policy(train_cfg, sampler, algo_cfg)
         algo = algo_cls(algo_cfg, policy)
-        state = algo.init(jax.random.fold_in(key, 0))
+        state, key = initial_state(algo, config.seed)
         evals = []
         eval_tasks = sampler.sample_tasks(np.random.default_rng([config.seed, 10**6]))
 
@@ -87,10 +86,8 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg:
         if config.eval_steps:
             evaluate()
         for it in range(config.warmup + config.iterations):
-            tasks = sampler.sample_tasks(np.random.default_rng([config.seed, it]))
-            sampler.iteration = it * SAMPLER_CALL_STRIDE   # bomrl train's reset seeds: the same iterations
             t0, c0 = time.perf_counter(), time.process_time()
-            state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
+            state, m = seeded_step(algo, state, sampler, config.seed, it, key)   # bomrl train's iteration it
             m["wall_s"] = time.perf_counter() - t0
             m["cpu_s"] = time.process_time() - c0
             rows.append(m)

@@ -20,7 +20,6 @@ import json
 import os
 import time
 
-import jax
 import numpy as np
 
 from bomrl.bench.config import BenchLearningConfig
@@ -28,7 +27,7 @@ from bomrl.errors import check
 from bomrl.limits import check_seed
 from bomrl.utils import ensure_out_file
 from bomrl.workflow.config import TrainConfig, build_algo_config, validate as validate_train
-from bomrl.workflow.train import SAMPLER_CALL_STRIDE, make_algo, make_policy, make_run_sampler
+from bomrl.workflow.run import initial_state, make_algo, make_policy, make_run_sampler, seeded_step
 
 __all__ = ["BenchLearningConfig", "measure", "run", "validate"]
 
@@ -89,17 +88,14 @@ def _curve(cfg, algo_cfg, window: int):
     with make_run_sampler(cfg, cfg.tasks, cfg.seed) as sampler:
         policy = make_policy(cfg, sampler, algo_cfg)
         algo = make_algo(cfg, algo_cfg, policy)
-        key = jax.random.PRNGKey(cfg.seed)
-        state = algo.init(jax.random.fold_in(key, 0))
+        state, key = initial_state(algo, cfg.seed)
         base = {"algo": cfg.algo, "env": cfg.env, "seed": cfg.seed, "tasks": cfg.tasks,
                 "episodes": cfg.episodes, "horizon": sampler.horizon,
                 "action_scale": sampler.family.action_scale}
         env_steps = 0.0
         for it in range(cfg.iterations):
             t0 = time.perf_counter()
-            tasks = sampler.sample_tasks(np.random.default_rng([cfg.seed, it]))
-            sampler.iteration = it * SAMPLER_CALL_STRIDE
-            state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1))
+            state, m = seeded_step(algo, state, sampler, cfg.seed, it, key)
             env_steps += m["charts/env_steps"]
             pre, post = m["charts/pre_return"], m["charts/post_return"]
             posts.append(post)

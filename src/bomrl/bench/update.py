@@ -33,7 +33,7 @@ from bomrl.bench.config import BenchUpdateConfig
 from bomrl.errors import check
 from bomrl.limits import MAX_ROUNDS, check_int
 from bomrl.workflow.config import TrainConfig, build_algo_config, validate as validate_train
-from bomrl.workflow.train import make_policy, make_run_sampler
+from bomrl.workflow.run import make_policy, make_run_sampler
 
 __all__ = ["BenchUpdateConfig", "measure", "run", "validate"]
 

@@ -47,7 +47,7 @@ from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_counts, check_int, check_i
 from bomrl.workflow.checkpoint import load_latest, restore_tree
 from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, parse_overrides, validate as validate_train
 from bomrl.workflow.plugins import import_plugins
-from bomrl.workflow.train import load_run, make_algo
+from bomrl.workflow.run import load_run, make_algo
 
 __all__ = ["CheckHypergradientConfig", "measure", "run", "validate"]
 

@@ -31,13 +31,10 @@ import jax.numpy as jnp
 
 from bomrl.core.cg import cg_solve
 from bomrl.core.policies import Policy
+from bomrl.core.tree import tree_norm, tree_vdot
 from bomrl.errors import check_choice
 
 MODES = ("practical", "exact", "score")
-
-
-def _norm(tree):
-    return jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree)))
 
 
 def root_vjp(loss_fn: Callable[[Any, Any], jax.Array], theta, phi, outer_grad, *, damping: float = 0.0,
@@ -105,7 +102,7 @@ def bomrl_hypergradient(inner_loss: Callable[..., tuple[jax.Array, dict]], theta
 
         def v_dot_grad(q):  # vᵀ ∇_θ L(θ', φ; q), linear in q
             g_theta = jax.grad(lambda th: inner_loss(th, phi, data, q)[0])(theta)
-            return sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g_theta), jax.tree.leaves(v)))
+            return tree_vdot(g_theta, v)
 
         c = jax.grad(v_dot_grad)(jnp.asarray(data.q))                       # c_t = ∂(vᵀ∇_θ L)/∂Q_t
         big_c = discounted_forward_cumsum(c, gamma)                          # C_t'
@@ -116,6 +113,6 @@ def bomrl_hypergradient(inner_loss: Callable[..., tuple[jax.Array, dict]], theta
 
         score = jax.grad(score_obj)(phi)
         hg = jax.tree.map(jnp.subtract, hg, score)                           # −Σ_t c_t ∇_φ Q_t
-        metrics["hyper/score_norm"] = _norm(score)
-    metrics["hyper/norm"] = _norm(hg)
+        metrics["hyper/score_norm"] = tree_norm(score)
+    metrics["hyper/norm"] = tree_norm(hg)
     return hg, metrics

@@ -28,16 +28,13 @@ import jax.numpy as jnp
 import optax
 
 from bomrl.core.cg import cg_solve
+from bomrl.core.tree import tree_norm, tree_vdot
 from bomrl.errors import check, check_choice
 
 LossFn = Callable[[Any, Any, Any], tuple[jax.Array, dict]]
 SOLVERS = ("adam", "sgd", "armijo", "newton")
-FIRST_ORDER = ("adam", "sgd", "armijo")   # the solvers `unrolled_solution` differentiates through
+FIRST_ORDER = ("adam", "sgd", "armijo")   # the solvers of `first_order_steps` (unrolled derivatives too)
 ARMIJO_C = 1e-4
-
-
-def _norm(tree):
-    return jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree)))
 
 
 def armijo_step(value: Callable, th, learning_rate: float, backtrack: int):
@@ -49,7 +46,7 @@ def armijo_step(value: Callable, th, learning_rate: float, backtrack: int):
     is locally constant (almost everywhere), and the loop itself is never differentiated."""
     f0, g = jax.value_and_grad(value)(th)
     th_c, g_c, f0_c = jax.lax.stop_gradient((th, g, f0))
-    gg = sum(jnp.vdot(x, x) for x in jax.tree.leaves(g_c))
+    gg = tree_vdot(g_c, g_c)
     lr = jnp.asarray(learning_rate, f0_c.dtype)
 
     def trial(t):
@@ -100,26 +97,10 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
     value = lambda th: with_aux(th)[0]  # noqa: E731
     value_and_grad = jax.value_and_grad(value)
     loss_init = value(theta)
-    step_sizes = None
 
-    if solver == "armijo":
-        def step(th, _):
-            th, t = armijo_step(value, th, learning_rate, backtrack)
-            return th, t
-
-        theta, step_sizes = jax.lax.scan(step, theta, None, length=steps)
-    elif stop_distance is not None:
-        theta, steps_taken = _stopped_scan(with_aux, theta, steps, solver, learning_rate, stop_distance)
-    elif solver in FIRST_ORDER:
-        opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
-
-        def step(carry, _):
-            th, st = carry
-            g = jax.grad(value)(th)
-            upd, st = opt.update(g, st, th)
-            return (optax.apply_updates(th, upd), st), None
-
-        (theta, _), _ = jax.lax.scan(step, (theta, opt.init(theta)), None, length=steps)
+    if solver in FIRST_ORDER:
+        theta, per_step = first_order_steps(with_aux, theta, steps=steps, solver=solver, learning_rate=learning_rate,
+                                            backtrack=backtrack, stop_distance=stop_distance)
     else:
         fracs = 2.0 ** jnp.arange(10, -31, -1)
 
@@ -127,12 +108,12 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
             f0, g = value_and_grad(th)
             hvp = lambda v: jax.jvp(jax.grad(value), (th,), (v,))[1]  # noqa: E731
             d, _ = cg_solve(hvp, g, max_iters=newton_cg_iters, tol=1e-12, damping=newton_damping)
-            gd = sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(d)))
+            gd = tree_vdot(g, d)
             # Newton direction if it is a descent direction (CG stops at negative curvature), else the gradient
             newton_ok = gd > 0
             d = jax.tree.map(lambda a, b: jnp.where(newton_ok, a, b), d, g)
-            gd = jnp.where(newton_ok, gd, sum(jnp.vdot(a, a) for a in jax.tree.leaves(g)))
-            d_norm = _norm(d)
+            gd = jnp.where(newton_ok, gd, tree_vdot(g, g))
+            d_norm = tree_norm(d)
 
             def trial(t):
                 return value(jax.tree.map(lambda x, y: x - t * y, th, d))
@@ -149,14 +130,14 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
         theta, _ = jax.lax.scan(step, theta, None, length=steps)
 
     (loss, metrics), grad = jax.value_and_grad(with_aux, has_aux=True)(theta)
-    grad0 = _norm(jax.grad(value)(phi if theta0 is None else theta0))
-    gnorm = _norm(grad)
+    grad0 = tree_norm(jax.grad(value)(phi if theta0 is None else theta0))
+    gnorm = tree_norm(grad)
     diagnostics = {**metrics, "inner/loss": loss, "inner/loss_initial": loss_init, "inner/grad_norm": gnorm,
                    "inner/grad_ratio": gnorm / jnp.maximum(grad0, jnp.finfo(gnorm.dtype).tiny)}
-    if step_sizes is not None:   # armijo: mean step size over the K steps, as a fraction of lr
-        diagnostics["inner/step_frac"] = jnp.mean(step_sizes) / learning_rate
+    if solver == "armijo":   # mean step size over the K steps, as a fraction of lr
+        diagnostics["inner/step_frac"] = jnp.mean(per_step) / learning_rate
     if stop_distance is not None:
-        diagnostics["inner/steps_taken"] = steps_taken
+        diagnostics["inner/steps_taken"] = jnp.sum(per_step)
     return theta, diagnostics
 
 
@@ -168,57 +149,55 @@ def check_stop(solver: str, stop_distance) -> None:
     check(solver in ("adam", "sgd"), "solver", solver, "adam or sgd with a stop distance")
 
 
-def _stopped_scan(with_aux, theta, steps: int, solver: str, learning_rate: float, stop_distance: float,
-                  remat: bool = False):
-    """`steps` adam/sgd steps on with_aux(θ) -> (loss, metrics), each taken only while no earlier
-    check found metrics["inner/distance"] > stop_distance (checked at θ_k before step k). The
-    choice is a constant for autodiff: reverse mode through it differentiates the steps taken.
-    Returns (θ, number of steps taken)."""
-    opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
+def first_order_steps(with_aux, theta, *, steps: int, solver: str, learning_rate: float, backtrack: int = 10,
+                      stop_distance: float | None = None, remat: bool = False):
+    """The one step loop of the first-order solvers: `steps` adam / sgd / armijo steps on
+    with_aux(θ) -> (loss, metrics) from θ, inside lax.scan. With stop_distance (adam, sgd), a step is
+    taken only while no earlier check found metrics["inner/distance"] > stop_distance (checked at
+    θ_k before step k); that choice, like armijo's step size, is a constant for autodiff, so reverse
+    mode through the loop differentiates the steps taken. remat: rematerialise each step
+    (jax.checkpoint) so that reverse mode keeps O(steps · |θ|) memory.
+    Returns (θ_K, per-step values [steps]: armijo's step sizes, else 1 for each step taken)."""
+    value = lambda th: with_aux(th)[0]  # noqa: E731
+    if solver == "armijo":
+        def step(th, _):
+            return armijo_step(value, th, learning_rate, backtrack)
 
-    def step(carry, _):
-        th, st, stopped = carry
-        (_, m), g = jax.value_and_grad(with_aux, has_aux=True)(th)
-        stopped = stopped | jax.lax.stop_gradient(m["inner/distance"] > stop_distance)
-        upd, st_new = opt.update(g, st, th)
-        th_new = optax.apply_updates(th, upd)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(stopped, b, a), new, old)  # noqa: E731
-        return (keep(th_new, th), keep(st_new, st), stopped), ~stopped
+        init = theta
+    else:
+        opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
+        init = (theta, opt.init(theta), jnp.asarray(False))
+
+        def step(carry, _):
+            th, st, stopped = carry
+            if stop_distance is None:
+                g = jax.grad(value)(th)
+            else:
+                (_, m), g = jax.value_and_grad(with_aux, has_aux=True)(th)
+                stopped = stopped | jax.lax.stop_gradient(m["inner/distance"] > stop_distance)
+            upd, st_new = opt.update(g, st, th)
+            th_new = optax.apply_updates(th, upd)
+            if stop_distance is not None:
+                keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(stopped, b, a), new, old)  # noqa: E731
+                th_new, st_new = keep(th_new, th), keep(st_new, st)
+            return (th_new, st_new, stopped), ~stopped
 
     step = jax.checkpoint(step) if remat else step
-    (theta, _, _), taken = jax.lax.scan(step, (theta, opt.init(theta), jnp.asarray(False)), None, length=steps)
-    return theta, jnp.sum(taken)
+    carry, per_step = jax.lax.scan(step, init, None, length=steps)
+    return (carry if solver == "armijo" else carry[0]), per_step
 
 
 def unrolled_solution(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
                       learning_rate: float = 1e-2, backtrack: int = 10, stop_distance: float | None = None):
-    """θ_K(φ): the same K first-order steps as `solve_inner`, as a differentiable function of φ
-    (φ enters through θ_0 = φ and the loss). Reverse mode through it is the exact derivative of
+    """θ_K(φ): the same K first-order steps as `solve_inner` (the same loop, `first_order_steps`), as a
+    differentiable function of φ (φ enters through θ_0 = φ and the loss). Reverse mode through it is the exact derivative of
     what the solver returns; each step is rematerialised (jax.checkpoint), so memory is O(K ·
     |θ|), not O(K · activations)."""
     check(solver in FIRST_ORDER, "solver", solver, f"one of {', '.join(FIRST_ORDER)} for unrolled derivatives")
     check_stop(solver, stop_distance)
-    value = lambda th: loss_fn(th, phi, data)[0]  # noqa: E731
-    if stop_distance is not None:
-        return _stopped_scan(lambda th: loss_fn(th, phi, data), phi, steps, solver, learning_rate, stop_distance,
+    return first_order_steps(lambda th: loss_fn(th, phi, data), phi, steps=steps, solver=solver,
+                             learning_rate=learning_rate, backtrack=backtrack, stop_distance=stop_distance,
                              remat=True)[0]
-    if solver == "armijo":
-        @jax.checkpoint
-        def bt_step(th, _):
-            return armijo_step(value, th, learning_rate, backtrack)[0], None
-
-        theta, _ = jax.lax.scan(bt_step, phi, None, length=steps)
-        return theta
-    opt = optax.adam(learning_rate) if solver == "adam" else optax.sgd(learning_rate)
-
-    @jax.checkpoint
-    def step(carry, _):
-        th, st = carry
-        upd, st = opt.update(jax.grad(value)(th), st, th)
-        return (optax.apply_updates(th, upd), st), None
-
-    (theta, _), _ = jax.lax.scan(step, (phi, opt.init(phi)), None, length=steps)
-    return theta
 
 
 def solve_inner_tasks(loss_fn: LossFn, phi, data, **kwargs) -> tuple[Any, dict]:

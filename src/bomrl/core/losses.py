@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from bomrl.core.distances import Distance, get_distance, weighted_mean
 from bomrl.core.policies import Policy
+from bomrl.core.tree import tree_vdot
 from bomrl.errors import check, check_choice
 
 SURROGATES = ("ratio", "h", "linear")
@@ -87,7 +88,7 @@ def make_inner_loss(policy: Policy, distance: str | Distance, lam: float, surrog
                 surr = jax.jvp(lambda th: ratio_surrogate(policy, th, data.obs, data.act, logp_phi, q, data.weight),
                                (phi,), (delta,))[1]
             else:
-                surr = sum(jnp.vdot(g, d) for g, d in zip(jax.tree.leaves(first_order), jax.tree.leaves(delta)))
+                surr = tree_vdot(first_order, delta)
         else:
             ratio = jnp.exp(policy.log_prob(dist_theta, data.act) - logp_phi)
             surr = weighted_mean((ratio if transform is None else transform(ratio)) * q, data.weight)

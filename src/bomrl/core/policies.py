@@ -80,18 +80,20 @@ def policy_dtype(precision: str = "float32"):
     return jnp.float32
 
 
-def _mlp_init(key, sizes, dtype):
+def mlp_init(key, sizes, dtype):
+    """The layers [{"w": [n_in, n_out], "b": [n_out]}] of an MLP with layer sizes `sizes`:
+    Glorot-uniform weights, zero biases (the MAML-family reference initialisation)."""
     params = []
     keys = jax.random.split(key, len(sizes) - 1)
     for k, (n_in, n_out) in zip(keys, zip(sizes[:-1], sizes[1:])):
-        # Glorot-uniform weights, zero biases (the MAML-family reference initialisation).
         lim = math.sqrt(6.0 / (n_in + n_out))
         w = jax.random.uniform(k, (n_in, n_out), dtype, -lim, lim)
         params.append({"w": w, "b": jnp.zeros((n_out,), dtype)})
     return params
 
 
-def _mlp_apply(layers, x):
+def mlp_apply(layers, x):
+    """The MLP's output [..., n_out] for inputs x [..., n_in] (tanh between layers, linear last)."""
     # One 2-D matrix product per layer: XLA:CPU runs [E, H, d] @ [d, k] (and, under vmap over tasks,
     # the batched [T, E, H, d] form and its gradients) 2-4x slower than the same product on [E·H, d].
     lead = x.shape[:-1]
@@ -111,7 +113,7 @@ def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 
     fixed_log_std = math.log(init_std)
 
     def init(key):
-        params = {"mlp": _mlp_init(key, (obs_dim, *hidden, act_dim), dtype)}
+        params = {"mlp": mlp_init(key, (obs_dim, *hidden, act_dim), dtype)}
         if learn_std:
             params["log_std"] = jnp.full((act_dim,), fixed_log_std, dtype)
         if obs_filter:
@@ -121,7 +123,7 @@ def gaussian_mlp(obs_dim: int, act_dim: int, hidden=(64, 64), init_std: float = 
     def apply(params, obs):
         if obs_filter:
             obs = obs_filter_apply(params["obs_filter"], obs)
-        mean = _mlp_apply(params["mlp"], obs)
+        mean = mlp_apply(params["mlp"], obs)
         log_std = params["log_std"] if learn_std else jnp.full((act_dim,), fixed_log_std, mean.dtype)
         return mean, jnp.broadcast_to(log_std, mean.shape)
 
@@ -189,8 +191,8 @@ def _categorical(init, logits_fn, obs_dim, act_dim) -> Policy:
 
 def categorical_mlp(obs_dim: int, n_actions: int, hidden=(64, 64), dtype=jnp.float32) -> Policy:
     """Softmax policy π(a|s) ∝ exp(f_θ(s, a)) with f a tanh MLP."""
-    return _categorical(lambda key: {"mlp": _mlp_init(key, (obs_dim, *hidden, n_actions), dtype)},
-                        lambda params, obs: _mlp_apply(params["mlp"], obs), obs_dim, n_actions)
+    return _categorical(lambda key: {"mlp": mlp_init(key, (obs_dim, *hidden, n_actions), dtype)},
+                        lambda params, obs: mlp_apply(params["mlp"], obs), obs_dim, n_actions)
 
 
 def tabular_softmax(n_states: int, n_actions: int, dtype=jnp.float64) -> Policy:

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.cg import cg_solve
+from bomrl.core.tree import tree_vdot
 from bomrl.limits import MAX_COUNT, check_int, check_interval, check_nonnegative, check_positive
 
 Params = Any
@@ -76,10 +77,6 @@ def _log_skip(code) -> None:
             log.warning("TRPO step skipped on some lanes: %s", SKIP_REASONS.get(c, f"code {c}"))
 
 
-def _tree_vdot(a, b):
-    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-
-
 def _tree_axpy(alpha, x, y):
     return jax.tree.map(lambda xi, yi: yi + (alpha * xi).astype(yi.dtype), x, y)
 
@@ -126,8 +123,8 @@ def trpo_step(objective_fn: Callable[[Params], jax.Array] | None, kl_fn: Callabl
 
     # (F + dI)·direction = grad − r comes out of the CG recurrence: no extra Fisher product for sᵀFs
     direction, fs, cg_info = cg_solve(fvp, grad, max_iters=cg_iters, damping=cg_damping, return_ax=True)
-    s_fs = _tree_vdot(direction, fs)
-    g_s = _tree_vdot(grad, direction)
+    s_fs = tree_vdot(direction, fs)
+    g_s = tree_vdot(grad, direction)
 
     grad_ok = _tree_finite(grad)
     cg_ok = _tree_finite(direction) & jnp.isfinite(s_fs) & (s_fs > 0) & (cg_info["cg/failed"] == 0)
@@ -166,7 +163,7 @@ def trpo_step(objective_fn: Callable[[Params], jax.Array] | None, kl_fn: Callabl
     metrics = {"trpo/accepted": accepted.astype(expected.dtype), "trpo/skipped_code": code,
                "trpo/kl": jnp.where(accepted, kl, 0.0), "trpo/improvement": jnp.where(accepted, imp, 0.0),
                "trpo/expected_improvement": expected * frac, "trpo/ls_iterations": k,
-               "trpo/step_norm": jnp.sqrt(_tree_vdot(full_step, full_step)) * frac, **cg_info}
+               "trpo/step_norm": jnp.sqrt(tree_vdot(full_step, full_step)) * frac, **cg_info}
     return new_params, metrics
 
 

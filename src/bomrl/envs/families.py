@@ -358,9 +358,11 @@ class _MetaWorldFactory:
         self.kind = kind
 
     def __call__(self, seed: int = 0) -> TaskFamily:
-        from bomrl.envs.metaworld import make_family
+        # resolved by name on first use, like the "module:attribute" entries above (bomrl.envs.metaworld
+        # builds on this module, never the other way round)
+        import importlib
 
-        return make_family(self.kind, seed)
+        return importlib.import_module("bomrl.envs.metaworld").make_family(self.kind, seed)
 
 
 FAMILIES.register("ml10", _MetaWorldFactory("ML10"))

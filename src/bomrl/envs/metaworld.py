@@ -227,9 +227,9 @@ class MetaWorldFamily(TaskFamily):
         free = self._pool.setdefault(name, [])
         if free:
             return free.pop()
-        from bomrl.envs.families import _quiet_mujoco
+        from bomrl.utils import configure_mujoco_log
 
-        _quiet_mujoco()
+        configure_mujoco_log()   # MuJoCo's log file away from the working directory
         import_metaworld()
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS   # the classes the benchmarks hold
 

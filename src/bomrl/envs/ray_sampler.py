@@ -12,7 +12,7 @@
   may sit on other machines.
 - Same numbers as the local backends: the reset seeds are the global ones, and the actor draws
   each task's action noise from the same per-task key as the unsharded sampler
-  (_make_act_fn(policy, shard=(lo, hi, T))). The actor also adopts the driver's jax_enable_x64.
+  (make_act_fn(policy, shard=(lo, hi, T))). The actor also adopts the driver's jax_enable_x64.
 - The policy (its functions) is put into Ray's object store once per policy and cached, jitted,
   in the actors; only parameters travel per call.
 - Fault tolerance is Ray's: actors are created with max_restarts=-1 and
@@ -37,7 +37,7 @@ import warnings
 
 import numpy as np
 
-from bomrl.envs.sampler import (Sampler, _first_float_dtype, _make_act_fn, assemble, check_finite, family_label,
+from bomrl.envs.sampler import (Sampler, first_float_dtype, make_act_fn, assemble, check_finite, family_label,
                                 rollout, shard_slices)
 from bomrl.errors import BomrlError, ConfigError
 
@@ -130,7 +130,7 @@ class RolloutWorker:
         if fn is None:
             import ray
 
-            fn = self.act_fns[token] = _make_act_fn(ray.get(policy_box[0]), self.shard)
+            fn = self.act_fns[token] = make_act_fn(ray.get(policy_box[0]), self.shard)
         return fn
 
     def _key(self, wire):
@@ -142,7 +142,7 @@ class RolloutWorker:
     def warmup(self, token: int, policy_box: list, params, key_wire) -> None:
         import jax
 
-        obs = np.zeros((self.shard[1] - self.shard[0], self.episodes, self.spaces[0]), _first_float_dtype(params))
+        obs = np.zeros((self.shard[1] - self.shard[0], self.episodes, self.spaces[0]), first_float_dtype(params))
         jax.block_until_ready(self._act_fn(token, policy_box)(params, obs, self._key(key_wire), np.int32(0)))
 
     def sample(self, token: int, policy_box: list, params, tasks, seeds, key_wire):

@@ -42,7 +42,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import pickle
 import socket
@@ -57,8 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.batch import Batch
-from bomrl.envs import BACKENDS
-from bomrl.envs.families import TaskFamily, check_action_scale, get_family, scale_action
+from bomrl.envs.families import TaskFamily, scale_action
 from bomrl.envs.jax_rollout import make_scan_rollout
 from bomrl.errors import BomrlError, ConfigError, check, check_choice
 
@@ -194,7 +192,7 @@ class ProcessStepper:
         self.procs, self.conns = [], []
 
 
-def _first_float_dtype(params) -> np.dtype:
+def first_float_dtype(params) -> np.dtype:
     """The dtype observations are cast to before the policy call: that of the parameters."""
     for leaf in jax.tree_util.tree_leaves(params):
         dt = np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype))
@@ -203,7 +201,7 @@ def _first_float_dtype(params) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _make_act_fn(policy, shard: tuple[int, int, int] | None = None):
+def make_act_fn(policy, shard: tuple[int, int, int] | None = None):
     """jit(params [T, ...], obs [T, E, obs_dim], key, t) -> actions [T, E, ...].
 
     shard = (lo, hi, T_total): the T = hi - lo tasks are tasks lo..hi-1 of a batch of T_total and
@@ -250,7 +248,7 @@ def rollout_recurrent(stepper, act_fn, policy, params, tasks: np.ndarray, seeds:
     obs_dim, act_dim, low, high, discrete = spaces
     T, E, H, K = tasks.shape[0], episodes, horizon, policy.episodes_per_trial
     nt, N = E // K, tasks.shape[0] * episodes
-    obs_dtype = _first_float_dtype(params)
+    obs_dtype = first_float_dtype(params)
     act_shape = () if discrete else (act_dim,)
     obs_buf = np.zeros((T, nt, K, H, obs_dim), dtype)
     act_buf = np.zeros((T, nt, K, H, *act_shape), np.int64 if discrete else dtype)
@@ -348,7 +346,7 @@ def rollout(stepper, act_fn, params, tasks: np.ndarray, seeds: np.ndarray, key, 
     obs_dim, act_dim, low, high, discrete = spaces
     T, E, H = tasks.shape[0], episodes, horizon
     N = T * E
-    obs_dtype = _first_float_dtype(params)
+    obs_dtype = first_float_dtype(params)
     act_shape = () if discrete else (act_dim,)
     obs_buf = np.zeros((T, E, H, obs_dim), dtype)
     act_buf = np.zeros((T, E, H, *act_shape), np.int64 if discrete else dtype)
@@ -504,6 +502,13 @@ class Sampler:
         """Reset seed of every (task, episode) env in call number `iteration`, [T*E] (row-major)."""
         return np.random.SeedSequence([self.seed, int(iteration)]).generate_state(self.num_envs, np.uint32)
 
+    def nstep_runner(self, num_envs: int):
+        """An n-step runner (bomrl.envs.nstep.NStepRunner) of num_envs environments of this sampler's
+        family and horizon: online algorithms (meta-gradient RL) step through it, not `sample`."""
+        from bomrl.envs.nstep import NStepRunner
+
+        return NStepRunner(self.family, num_envs, self.horizon)
+
     # ---- sampling -----------------------------------------------------------------------------
     def _check_inputs(self, policy, params, tasks) -> np.ndarray:
         if self._stepper is None:
@@ -547,7 +552,7 @@ class Sampler:
             elif getattr(policy, "recurrent", False):
                 fn = _make_recurrent_act_fn(policy)
             else:
-                fn = _make_act_fn(policy)
+                fn = make_act_fn(policy)
             self._act_fns[policy] = fn
         return fn
 
@@ -569,7 +574,7 @@ class Sampler:
             return
         if getattr(policy, "recurrent", False):
             return   # compiled on the first step of the first call
-        obs = np.zeros((self.num_tasks, self.episodes, self.obs_dim), _first_float_dtype(params))
+        obs = np.zeros((self.num_tasks, self.episodes, self.obs_dim), first_float_dtype(params))
         jax.block_until_ready(self._act_fn(policy)(params, obs, key, np.int32(0)))
 
     def sample(self, policy, params, tasks, key) -> tuple[Batch, SampleStats]:
@@ -606,46 +611,5 @@ class Sampler:
         return arrays, policy_seconds, env_seconds
 
 
-def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizon: int | None = None,
-                 backend: str = "vector", num_workers: int | None = None, seed: int = 0,
-                 dtype=np.float32, ray_address: str | None = None,
-                 action_scale: float | None = None) -> Sampler:
-    """Build a Sampler; bad arguments raise a one-line ConfigError naming what is allowed.
-
-    action_scale: None keeps the family's own (`TaskFamily.action_scale`, 10 by default); a number
-    overrides it for this sampler (the family object passed in is not modified).
-
-    ray_address (backend "ray" only): None starts (or reuses) a local Ray instance with num_workers
-    CPUs; "auto" or "HOST:PORT" / "ray://HOST:PORT" attaches to a running cluster."""
-    fam = get_family(family)
-    if action_scale is not None:
-        scale = check_action_scale(action_scale)
-        fam = copy.copy(fam)
-        fam.action_scale = scale
-    for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
-        check(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
-              name, value, "an integer >= 1")
-    horizon = fam.horizon if horizon is None else horizon
-    check(isinstance(horizon, (int, np.integer)) and not isinstance(horizon, bool) and horizon >= 1,
-          "horizon", horizon, "an integer >= 1")
-    if type(fam).make_stepper is TaskFamily.make_stepper and fam.jax_env() is None:
-        limit = fam.horizon_limit   # the loop stepper steps the family's gymnasium env itself
-        check(limit is None or horizon <= limit, "horizon", horizon,
-              f"at most {limit}: the environment of {family_label(fam)!r} ends every episode after {limit} steps")
-    check_choice("backend", backend, BACKENDS)
-    check(num_workers is None or (isinstance(num_workers, (int, np.integer)) and num_workers >= 1),
-          "num_workers", num_workers, "None (one per CPU core) or an integer >= 1")
-    check(np.dtype(dtype) in (np.float32, np.float64), "dtype", dtype, "float32 or float64")
-    check(isinstance(seed, (int, np.integer)) and seed >= 0, "seed", seed, "an integer >= 0")
-    check(ray_address is None or (backend == "ray" and isinstance(ray_address, str) and ray_address.strip()),
-          "ray_address", ray_address, "None, or with backend='ray' a cluster address ('auto', 'HOST:PORT')")
-    if backend == "ray":
-        from bomrl.envs.ray_sampler import RaySampler  # imports Ray (an optional extra) lazily
-
-        return RaySampler(fam, int(num_tasks), int(episodes), int(horizon), num_workers, int(seed), dtype,
-                          ray_address=ray_address)
-    return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype)
-
-
-__all__ = ["BACKENDS", "ProcessStepper", "SampleStats", "Sampler", "assemble", "make_sampler", "rollout",
+__all__ = ["first_float_dtype", "make_act_fn", "ProcessStepper", "SampleStats", "Sampler", "assemble", "rollout",
            "rollout_recurrent", "shard_slices"]

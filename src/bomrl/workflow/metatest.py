@@ -38,7 +38,7 @@ from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
 from bomrl.utils import atomic_write_json, ensure_out_file
 from bomrl.workflow.checkpoint import BEST_NAME, load_checkpoint, load_latest, restore_tree
 from bomrl.workflow.metatest_config import MetaTestConfig
-from bomrl.workflow.train import load_run, make_algo, make_policy, make_run_sampler
+from bomrl.workflow.run import load_run, make_algo, make_policy, make_run_sampler
 
 __all__ = ["MetaTestConfig", "TEST_SAMPLER_CALLS", "TEST_STREAM", "run"]
 

@@ -27,7 +27,7 @@ class ModelSelection:
     """The selection tasks and sampler of one run, and the best post-adaptation return so far."""
 
     def __init__(self, cfg, run_dir: Path, stride: int):
-        from bomrl.workflow.train import fixed_tasks, make_run_sampler
+        from bomrl.workflow.run import fixed_tasks, make_run_sampler
 
         self.run_dir, self.stride = Path(run_dir), stride
         self.key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), SELECT_STREAM)

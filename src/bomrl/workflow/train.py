@@ -3,12 +3,11 @@
     bomrl train --env halfcheetah-vel --algo bomrl --distance kl --iterations 100 --out runs/x
     bomrl train --resume runs/x                # after a crash, kill or to extend --iterations
 
-Determinism: everything random in meta-iteration i (0-based) is a function of (seed, i) only:
-the tasks come from np.random.default_rng([seed, i]), the algorithm's key is
-fold_in(PRNGKey(seed), i + 1) (fold_in(·, 0) initialises the policy), and the sampler's call
-counter, which fixes the environment reset seeds (bomrl.envs.sampler), is set to
-i · SAMPLER_CALL_STRIDE before the iteration. A run resumed from the checkpoint at iteration k
-therefore produces exactly the metrics of an uninterrupted run (wall-clock columns aside).
+Determinism: everything random in meta-iteration i (0-based) is a function of (seed, i) only
+(bomrl.workflow.run.seeded_step: the tasks from np.random.default_rng([seed, i]), the key
+fold_in(PRNGKey(seed), i + 1), the sampler's call counter at i · SAMPLER_CALL_STRIDE). A run
+resumed from the checkpoint at iteration k therefore produces exactly the metrics of an
+uninterrupted run (wall-clock columns aside).
 
 Run directory: config.json (full config, algorithm hyper-parameters included), metrics.csv,
 tb/ (TensorBoard), ckpt-NNNNNN.bomrl (the last two checkpoints), .lock (held by the one process
@@ -30,86 +29,19 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bomrl.algos import get_algorithm
-from bomrl.envs import make_sampler
 from bomrl.errors import BomrlError, ConfigError, check
 from bomrl.utils import atomic_write_json, ensure_out_dir
 from bomrl.workflow.checkpoint import (CheckpointError, list_checkpoints, load_latest, restore_tree,
                                       save_checkpoint)
-from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, config_from_json,
-                                   config_to_json, resolve_train_config, saved_algo_config)
+from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, config_to_json, resolve_train_config
 from bomrl.workflow.logging import CSV_NAME, MetricsLogger, ProgressBar, check_metrics_file, read_metrics
-from bomrl.envs.families import GymLoopStepper
-from bomrl.workflow.plugins import import_plugins
+from bomrl.workflow.run import (SAMPLER_CALL_STRIDE, fixed_tasks, initial_state, load_run, make_algo, make_policy,
+                                make_run_sampler, seeded_step, training_tasks)
 from bomrl.workflow.runlock import RunLock
 
+# load_run ... training_tasks live in bomrl.workflow.run (re-exported here for existing imports)
 __all__ = ["TrainConfig", "run", "train", "load_run", "make_policy", "make_run_sampler", "make_algo",
-           "SAMPLER_CALL_STRIDE"]
-
-SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an iteration makes k + 1)
-
-
-def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
-    """The run's policy: the algorithm's own (classmethod `make_policy(cfg, sampler, algo_cfg)`,
-    e.g. RL²'s GRU policy) if it has one, else the Gaussian / categorical MLP of --hidden."""
-    from bomrl.algos import get_algorithm
-    from bomrl.algos.base import MetaAlgorithm
-    from bomrl.core.policies import gaussian_mlp, policy_dtype
-
-    dtype = policy_dtype(cfg.precision)
-    algo_cls, _ = get_algorithm(cfg.algo)
-    fixed, filtered = getattr(cfg, "fixed_std", False), getattr(cfg, "obs_filter", False)
-    for flag, on, what in (("--fixed-std", fixed, "fixes the Gaussian MLP policy's std"),
-                           ("--obs-filter", filtered, "normalises the Gaussian MLP policy's observations")):
-        own_loop = flag == "--obs-filter" and algo_cls.step is not MetaAlgorithm.step   # would never update it
-        if on and (hasattr(algo_cls, "make_policy") or sampler.discrete or own_loop):
-            raise ConfigError(f"{flag} is invalid for --algo {cfg.algo} on {cfg.env}: it {what} (continuous "
-                              "actions; bomrl, maml-trpo, promp, emaml)")
-    if hasattr(algo_cls, "make_policy"):
-        return algo_cls.make_policy(cfg, sampler, algo_cfg)
-
-    if sampler.discrete:
-        from bomrl.core.policies import categorical_mlp
-
-        return categorical_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), dtype=dtype)
-    return gaussian_mlp(sampler.obs_dim, sampler.act_dim, hidden=tuple(cfg.hidden), init_std=cfg.init_std,
-                        dtype=dtype, learn_std=not fixed, obs_filter=filtered)
-
-
-def make_run_sampler(cfg: TrainConfig, num_tasks: int, seed: int, family=None, episodes: int | None = None):
-    """The run's sampler (`family`: a family object instead of cfg.env's; `episodes`: instead of
-    the run's)."""
-    extra = {"ray_address": cfg.ray_address} if cfg.sampler == "ray" else {}
-    sampler = make_sampler(cfg.env if family is None else family, num_tasks, episodes or cfg.episodes, cfg.horizon,
-                           backend=cfg.sampler, num_workers=cfg.workers or None, seed=seed,
-                           action_scale=cfg.action_scale, **extra)
-    if cfg.sampler == "vector" and cfg.workers > 1 and isinstance(getattr(sampler, "_stepper", None), GymLoopStepper):
-        print(f"bomrl: warning: --workers {cfg.workers} has no effect with --sampler vector for {cfg.env!r} (its "
-              f"gymnasium envs are stepped one after another in this process); --sampler process steps them in "
-              f"{cfg.workers} worker processes", file=sys.stderr)
-    return sampler
-
-
-def load_run(run_dir: Path):
-    """(TrainConfig, algorithm config) saved in a run directory; one-line ConfigError if unusable."""
-    path = Path(run_dir) / CONFIG_NAME
-    if not path.is_file():
-        raise ConfigError(f"run directory {str(run_dir)!r} is invalid: it has no {CONFIG_NAME} "
-                          "(start one with `bomrl train --out DIR`)")
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path} cannot be read ({exc})") from None
-    cfg = config_from_json(saved.get("train", {}), str(path))
-    import_plugins(cfg.plugins)
-    return cfg, build_algo_config(cfg, saved_algo_config(saved, cfg.algo))
-
-
-def make_algo(cfg: TrainConfig, algo_cfg, policy):
-    """The algorithm object for a resolved train config and algorithm config."""
-    algo_cls, _ = get_algorithm(cfg.algo)
-    return algo_cls(algo_cfg, policy)
-
+           "SAMPLER_CALL_STRIDE", "fixed_tasks", "training_tasks"]
 
 # the run settings that change its numbers (the others: iterations, output, logging, sampler backend
 # and workers, whose results are identical by test)
@@ -227,8 +159,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             from bomrl.workflow.selection import ModelSelection
 
             selection = ModelSelection(cfg, run_dir, SAMPLER_CALL_STRIDE)
-        key = jax.random.PRNGKey(cfg.seed)
-        state = algo.init(jax.random.fold_in(key, 0))
+        state, key = initial_state(algo, cfg.seed)
         start, wall, env_steps = 0, 0.0, 0.0
         if ckpt is not None:
             state = restore_tree(state, ckpt)
@@ -248,13 +179,8 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
         fixed = fixed_tasks(sampler, np.random.default_rng([cfg.seed, 0])) if cfg.fixed_tasks else None
         for it in range(start, cfg.iterations):
             t0 = time.perf_counter()
-            tasks = training_tasks(sampler, cfg.seed, it) if fixed is None else fixed
-            sampler.iteration = it * SAMPLER_CALL_STRIDE
             extra = {} if post_sampler is None else {"post_sampler": post_sampler}
-            new_state, m = algo.step(state, sampler, tasks, jax.random.fold_in(key, it + 1), **extra)
-            calls = sampler.iteration - it * SAMPLER_CALL_STRIDE
-            if calls > SAMPLER_CALL_STRIDE:  # pragma: no cover - would break reset-seed uniqueness
-                raise BomrlError(f"an iteration made {calls} sampler calls (> {SAMPLER_CALL_STRIDE})")
+            new_state, m = seeded_step(algo, state, sampler, cfg.seed, it, key, tasks=fixed, **extra)
             new_wall = wall + time.perf_counter() - t0
             new_steps = env_steps + m.pop("charts/env_steps")
             if selection is not None:
@@ -314,18 +240,6 @@ def make_post_sampler(cfg: TrainConfig, algo):
         raise ConfigError(f"--post-episodes is invalid for --algo {cfg.algo}: it has no separate post-update "
                           "batch (bomrl, maml-trpo, promp, emaml have)")
     return make_run_sampler(cfg, cfg.tasks, cfg.seed, episodes=n)
-
-
-def training_tasks(sampler, seed: int, iteration: int) -> np.ndarray:
-    """The tasks of a training iteration: drawn from default_rng([seed, iteration])."""
-    return sampler.sample_tasks(np.random.default_rng([seed, iteration]))
-
-
-def fixed_tasks(sampler, rng: np.random.Generator) -> np.ndarray:
-    """The sampler's num_tasks tasks kept for a whole run: the family's fixed list
-    (`TaskFamily.fixed_tasks`), else one draw from rng (--fixed-tasks: iteration 0's stream)."""
-    listed = sampler.family.fixed_tasks(sampler.num_tasks)
-    return sampler.sample_tasks(rng) if listed is None else np.asarray(listed, np.float64)
 
 
 def _remove_failed_start(run_dir: Path, logger) -> None:
