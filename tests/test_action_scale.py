@@ -45,8 +45,9 @@ def test_env_receives_scaled_action_and_pays_control_cost_on_it(scale):
     """Replaying the stored (policy-unit) actions divided by s through a fresh stepper gives the
     sampler's rewards exactly; the control cost is that of the env action."""
     T, E, H = 2, 2, 15
-    with make_sampler("halfcheetah-vel", T, E, H, seed=4, dtype=np.float64, action_scale=scale) as s:
-        assert s.family.action_scale == scale
+    family = get_family("halfcheetah-vel")
+    with make_sampler(family, T, E, H, seed=4, dtype=np.float64, action_scale=scale) as s:
+        assert s.action_scale == scale and family.action_scale == 10.0   # the family object is not modified
         policy = gaussian_mlp(s.obs_dim, s.act_dim, dtype=np.float64)
         params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(1), T))
         tasks = s.sample_tasks()

@@ -100,7 +100,7 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg:
         "algo": config.algo, "env": family.name, "tasks": config.tasks, "episodes": config.episodes,
         "horizon": config.horizon, "iterations": config.iterations, "warmup": config.warmup,
         "backend": config.backend, "workers": workers,
-        "action_scale": None if sampler.discrete else sampler.family.action_scale,
+        "action_scale": None if sampler.discrete else sampler.action_scale,
         "seconds_per_iteration": round(_median(wall), 3),
         "sampling_s": round(_median(sampling), 3),
         "cpu_s": round(_median([r["cpu_s"] for r in timed]), 3),

@@ -91,7 +91,7 @@ def _curve(cfg, algo_cfg, window: int):
         state, key = initial_state(algo, cfg.seed)
         base = {"algo": cfg.algo, "env": cfg.env, "seed": cfg.seed, "tasks": cfg.tasks,
                 "episodes": cfg.episodes, "horizon": sampler.horizon,
-                "action_scale": sampler.family.action_scale}
+                "action_scale": sampler.action_scale}
         env_steps = 0.0
         for it in range(cfg.iterations):
             t0 = time.perf_counter()

@@ -3,8 +3,6 @@ bomrl.envs.sampler.Sampler; "ray": bomrl.envs.ray_sampler.RaySampler, imported o
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
 from bomrl.envs import BACKENDS
@@ -20,15 +18,12 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
     """Build a Sampler; bad arguments raise a one-line ConfigError naming what is allowed.
 
     action_scale: None keeps the family's own (`TaskFamily.action_scale`, 10 by default); a number
-    overrides it for this sampler (the family object passed in is not modified).
+    overrides it for this sampler (`Sampler.action_scale`; the family object is not modified).
 
     ray_address (backend "ray" only): None starts (or reuses) a local Ray instance with num_workers
     CPUs; "auto" or "HOST:PORT" / "ray://HOST:PORT" attaches to a running cluster."""
     fam = get_family(family)
-    if action_scale is not None:
-        scale = check_action_scale(action_scale)
-        fam = copy.copy(fam)
-        fam.action_scale = scale
+    scale = fam.action_scale if action_scale is None else check_action_scale(action_scale)
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
         check(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
               name, value, "an integer >= 1")
@@ -50,8 +45,9 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
         from bomrl.envs.ray_sampler import RaySampler  # imports Ray (an optional extra) lazily
 
         return RaySampler(fam, int(num_tasks), int(episodes), int(horizon), num_workers, int(seed), dtype,
-                          ray_address=ray_address)
-    return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype)
+                          ray_address=ray_address, action_scale=scale)
+    return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype,
+                   action_scale=scale)
 
 
 __all__ = ["make_sampler"]

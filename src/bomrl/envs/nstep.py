@@ -48,8 +48,9 @@ class Segment(NamedTuple):
 class NStepRunner:
     """N persistent environments of one task of `family`; see the module docstring."""
 
-    def __init__(self, family: TaskFamily, num_envs: int, horizon: int):
+    def __init__(self, family: TaskFamily, num_envs: int, horizon: int, action_scale: float | None = None):
         self.family = family
+        self.action_scale = family.action_scale if action_scale is None else float(action_scale)
         self.num_envs, self.horizon = int(num_envs), int(horizon)
         self.obs_dim, self.act_dim, self.low, self.high, self.discrete = family.spaces()
         self.steppers = [family.make_stepper(1, 1) for _ in range(self.num_envs)]
@@ -91,7 +92,7 @@ class NStepRunner:
             obs_buf[t] = self.obs
             act = np.asarray(act_fn(params, self.obs, key, np.int32(t)))
             act_buf[t] = act
-            env_act = act if self.discrete else scale_action(act, self.low, self.high, self.family.action_scale)
+            env_act = act if self.discrete else scale_action(act, self.low, self.high, self.action_scale)
             for i, stepper in enumerate(self.steppers):
                 o, r, d = stepper.step(env_act[i:i + 1], active)
                 next_buf[t, i] = np.asarray(o, np.float64).reshape(-1)

@@ -106,7 +106,7 @@ class RolloutWorker:
     """Ray actor (created by RayWorkers) owning the environments of tasks lo..hi-1."""
 
     def __init__(self, family, lo: int, hi: int, num_tasks: int, episodes: int, horizon: int,
-                 dtype: str, x64: bool):
+                 dtype: str, x64: bool, action_scale: float):
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
         from bomrl.utils import quiet_runtime
 
@@ -117,7 +117,7 @@ class RolloutWorker:
         self.shard = (lo, hi, num_tasks)
         self.episodes, self.horizon, self.dtype = episodes, horizon, np.dtype(dtype)
         self.spaces = family.spaces()
-        self.action_scale = family.action_scale
+        self.action_scale = action_scale
         self.episode_stats = dict(family.episode_stats or {})
         self.stepper = family.make_stepper((hi - lo) * episodes, 1)  # one CPU per actor
         self.act_fns: dict[int, object] = {}
@@ -158,7 +158,7 @@ class RayWorkers:
     """The actors of one RaySampler (the sampler's `_stepper`); close() kills them."""
 
     def __init__(self, family, num_tasks: int, episodes: int, horizon: int, num_workers: int | None, dtype,
-                 address: str | None):
+                 address: str | None, action_scale: float):
         """num_workers None: one actor per CPU of this machine (local) or of the cluster (address)."""
         import jax
 
@@ -179,7 +179,7 @@ class RayWorkers:
                                   f"{_last_line(exc)})") from None
             for sl in self.slices:
                 self.actors.append(actor_cls.remote(family, sl.start, sl.stop, num_tasks, episodes, horizon,
-                                                    np.dtype(dtype).str, x64))
+                                                    np.dtype(dtype).str, x64, action_scale))
             self.pids = self._gather([a.pid.remote() for a in self.actors], START_TIMEOUT, "start")
         except BaseException:
             self.close()
@@ -233,16 +233,17 @@ class RaySampler(Sampler):
     """Sampler whose rollouts run in Ray actors, one contiguous shard of the tasks each."""
 
     def __init__(self, family, num_tasks: int, episodes: int, horizon: int, num_workers: int | None = None,
-                 seed: int = 0, dtype=np.float32, ray_address: str | None = None):
+                 seed: int = 0, dtype=np.float32, ray_address: str | None = None,
+                 action_scale: float | None = None):
         self.ray_address = ray_address
         self._policy_refs: dict = {}
         self._workers_given = num_workers
-        super().__init__(family, num_tasks, episodes, horizon, "ray", num_workers, seed, dtype)
+        super().__init__(family, num_tasks, episodes, horizon, "ray", num_workers, seed, dtype, action_scale)
         self.num_workers = self._stepper.num_workers
 
     def _open(self) -> RayWorkers:
         return RayWorkers(self.family, self.num_tasks, self.episodes, self.horizon, self._workers_given,
-                          self.dtype, self.ray_address)
+                          self.dtype, self.ray_address, self.action_scale)
 
     def close(self) -> None:
         self._policy_refs = {}

@@ -11,8 +11,8 @@
   policy.apply + policy.sample over tasks for all T×E environments; it is compiled once per
   (policy, shapes) and reused for every later call.
 - `batch` is core.batch.Batch with numpy arrays [T, E, H, ...]: obs, act (the sampled action in the
-  policy's units; the environment receives `family.to_env_action(act)`: clipped to
-  [−action_scale, action_scale] and mapped onto the env's bounds, see bomrl.envs.families), rew,
+  policy's units; the environment receives it clipped to [−s, s] and mapped onto the env's
+  bounds, s = `Sampler.action_scale`, see bomrl.envs.families.scale_action), rew,
   mask (1 while alive; rew = 0 and mask = 0 after termination, obs/act zero there), returns [T, E]
   (float64 sum of the unrounded rewards), lengths [T, E].
 - `stats` is SampleStats(mean_return [T], env_steps, seconds, policy_seconds, env_seconds,
@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.batch import Batch
-from bomrl.envs.families import TaskFamily, scale_action
+from bomrl.envs.families import TaskFamily, check_action_scale, scale_action
 from bomrl.envs.jax_rollout import make_scan_rollout
 from bomrl.errors import BomrlError, ConfigError, check, check_choice
 
@@ -441,8 +441,10 @@ class Sampler:
 
     def __init__(self, family: TaskFamily, num_tasks: int, episodes: int, horizon: int,
                  backend: str = "vector", num_workers: int | None = None, seed: int = 0,
-                 dtype=np.float32):
+                 dtype=np.float32, action_scale: float | None = None):
         self.family = family
+        # policy actions in [−s, s] are mapped onto the env's bounds (bomrl.envs.families); None: the family's s
+        self.action_scale = family.action_scale if action_scale is None else check_action_scale(action_scale)
         self.num_tasks, self.episodes, self.horizon = num_tasks, episodes, horizon
         self.backend, self.seed, self.dtype = backend, int(seed), np.dtype(dtype)
         self.num_envs = num_tasks * episodes
@@ -507,7 +509,7 @@ class Sampler:
         family and horizon: online algorithms (meta-gradient RL) step through it, not `sample`."""
         from bomrl.envs.nstep import NStepRunner
 
-        return NStepRunner(self.family, num_envs, self.horizon)
+        return NStepRunner(self.family, num_envs, self.horizon, self.action_scale)
 
     # ---- sampling -----------------------------------------------------------------------------
     def _check_inputs(self, policy, params, tasks) -> np.ndarray:
@@ -548,7 +550,7 @@ class Sampler:
 
                 fn = make_scan_rollout(policy, self._stepper.env, self.num_tasks, self.episodes, self.horizon,
                                        (self.obs_dim, self.act_dim, self.low, self.high, self.discrete),
-                                       self.family.action_scale)
+                                       self.action_scale)
             elif getattr(policy, "recurrent", False):
                 fn = _make_recurrent_act_fn(policy)
             else:
@@ -603,11 +605,11 @@ class Sampler:
         elif getattr(policy, "recurrent", False):
             *arrays, policy_seconds, env_seconds = rollout_recurrent(
                 self._stepper, self._act_fn(policy), policy, params, tasks, seeds, key, self.episodes,
-                self.horizon, spaces, self.dtype, self.family.action_scale, stats, self.family.episode_stats)
+                self.horizon, spaces, self.dtype, self.action_scale, stats, self.family.episode_stats)
         else:
             *arrays, policy_seconds, env_seconds = rollout(
                 self._stepper, self._act_fn(policy), params, tasks, seeds, key, self.episodes,
-                self.horizon, spaces, self.dtype, self.family.action_scale, stats, self.family.episode_stats)
+                self.horizon, spaces, self.dtype, self.action_scale, stats, self.family.episode_stats)
         return arrays, policy_seconds, env_seconds
 
 

@@ -137,7 +137,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
     logger = bar = None
     done = saved = 0
     try:
-        cfg = dataclasses.replace(cfg, horizon=sampler.horizon, action_scale=sampler.family.action_scale)
+        cfg = dataclasses.replace(cfg, horizon=sampler.horizon, action_scale=sampler.action_scale)
         cont = getattr(algo_cfg, "continuation", 0)
         check(cont < cfg.horizon, "continuation", cont,
               f"< --horizon {cfg.horizon} (the sampled episode is data plus continuation: e.g. --horizon 400 "
