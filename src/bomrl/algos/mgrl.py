@@ -391,7 +391,7 @@ class Mgrl(MetaAlgorithm):
 
     def _get_runner(self, sampler):
         c = self.config
-        key = (id(sampler.family), sampler.horizon)
+        key = (id(sampler.family), sampler.horizon, sampler.action_scale)
         if self._runner is None or self._runner[0] != key:
             if self._runner is not None:
                 self._runner[1].close()

@@ -13,7 +13,7 @@ def tree_vdot(a, b) -> jax.Array:
 
 def tree_norm(tree) -> jax.Array:
     """The Euclidean norm of all of a pytree's entries, sqrt(tree_vdot(tree, tree))."""
-    return jnp.sqrt(sum(jnp.vdot(x, x) for x in jax.tree.leaves(tree)))
+    return jnp.sqrt(tree_vdot(tree, tree))
 
 
 __all__ = ["tree_norm", "tree_vdot"]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.core.cg import cg_solve
-from bomrl.core.tree import tree_vdot
+from bomrl.core.tree import tree_norm, tree_vdot
 from bomrl.limits import MAX_COUNT, check_int, check_interval, check_nonnegative, check_positive
 
 Params = Any
@@ -163,7 +163,7 @@ def trpo_step(objective_fn: Callable[[Params], jax.Array] | None, kl_fn: Callabl
     metrics = {"trpo/accepted": accepted.astype(expected.dtype), "trpo/skipped_code": code,
                "trpo/kl": jnp.where(accepted, kl, 0.0), "trpo/improvement": jnp.where(accepted, imp, 0.0),
                "trpo/expected_improvement": expected * frac, "trpo/ls_iterations": k,
-               "trpo/step_norm": jnp.sqrt(tree_vdot(full_step, full_step)) * frac, **cg_info}
+               "trpo/step_norm": tree_norm(full_step) * frac, **cg_info}
     return new_params, metrics
 
 

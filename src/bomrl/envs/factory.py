@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from bomrl.envs import BACKENDS
-from bomrl.envs.families import TaskFamily, check_action_scale, get_family
+from bomrl.envs.families import TaskFamily, get_family
 from bomrl.envs.sampler import Sampler, family_label
 from bomrl.errors import check, check_choice
 
@@ -23,7 +23,6 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
     ray_address (backend "ray" only): None starts (or reuses) a local Ray instance with num_workers
     CPUs; "auto" or "HOST:PORT" / "ray://HOST:PORT" attaches to a running cluster."""
     fam = get_family(family)
-    scale = fam.action_scale if action_scale is None else check_action_scale(action_scale)
     for name, value in (("num_tasks", num_tasks), ("episodes", episodes)):
         check(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1,
               name, value, "an integer >= 1")
@@ -45,9 +44,9 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
         from bomrl.envs.ray_sampler import RaySampler  # imports Ray (an optional extra) lazily
 
         return RaySampler(fam, int(num_tasks), int(episodes), int(horizon), num_workers, int(seed), dtype,
-                          ray_address=ray_address, action_scale=scale)
+                          ray_address=ray_address, action_scale=action_scale)
     return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype,
-                   action_scale=scale)
+                   action_scale=action_scale)
 
 
 __all__ = ["make_sampler"]

@@ -33,7 +33,6 @@ SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an ite
 def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
     """The run's policy: the algorithm's own (classmethod `make_policy(cfg, sampler, algo_cfg)`,
     e.g. RL²'s GRU policy) if it has one, else the Gaussian / categorical MLP of --hidden."""
-    from bomrl.algos import get_algorithm
     from bomrl.algos.base import MetaAlgorithm
     from bomrl.core.policies import gaussian_mlp, policy_dtype
 
