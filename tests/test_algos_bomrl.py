@@ -117,3 +117,27 @@ def test_bomrl_trpo_step_stays_in_trust_region():
     new, m = algo._meta_update(state, (pre,), post, thetas, jax.random.key(1))
     assert float(m["trpo/accepted"]) == 1.0
     assert 0 < float(kl_fn(new.params)) <= 1e-3 + 1e-12
+
+
+@pytest.mark.parametrize("hypergradient", ["unrolled", "practical", "score"])
+def test_meta_step_with_the_adaptations_pullbacks_equals_recomputing_them(hypergradient):
+    # training keeps the adaptation's pullbacks (the solve runs once per iteration); the meta-step
+    # computed from them equals the one that differentiates the adaptation again
+    pre, post = batch(6), batch(7)
+    algo = BoMrl(BoMrlConfig(hypergradient=hypergradient, inner_solver="adam", inner_steps_adam=8), POLICY)
+    state = algo.init(jax.random.key(2))
+    phi_t = jax.tree.map(lambda x: jnp.broadcast_to(x, (T, *x.shape)), state.params)
+    thetas, _ = algo._adapt_with_metrics(phi_t, pre)
+    kept = algo._pending[1]
+    new_kept, m_kept = algo._update_jit(state.params, pre, post, thetas, kept)
+    new_again, m_again = algo._update_jit(state.params, pre, post, thetas, None)
+    np.testing.assert_allclose(jax.flatten_util.ravel_pytree(new_kept)[0], jax.flatten_util.ravel_pytree(new_again)[0],
+                               rtol=1e-12, atol=1e-14)
+    assert m_kept.keys() == m_again.keys() and float(m_kept["hyper/norm"]) > 0
+    for k in m_kept:
+        np.testing.assert_allclose(m_kept[k], m_again[k], rtol=1e-9, atol=1e-12, err_msg=k)
+    if hypergradient != "unrolled":
+        assert float(m_kept["hyper/iterations"]) >= 1
+    # _meta_update consumes the kept pullbacks once, and only for the θ' they belong to
+    algo._meta_update(state, (pre,), post, thetas, jax.random.key(1))
+    assert algo._pending is None

@@ -28,7 +28,7 @@ def test_phases_are_the_algorithms_own(monkeypatch, capsys):
     from bomrl.algos.bomrl import BoMrl
 
     calls = []
-    for name in ("meta_gradient", "meta_step", "_adapt"):
+    for name in ("meta_gradient", "meta_step", "_adapt_vjp"):
         orig = getattr(BoMrl, name)
 
         def spy(self, *a, _orig=orig, _name=name):
@@ -36,7 +36,7 @@ def test_phases_are_the_algorithms_own(monkeypatch, capsys):
             return _orig(self, *a)
         monkeypatch.setattr(BoMrl, name, spy)
     out = run(BenchUpdateConfig(env="nav2d", tasks=2, episodes=2, horizon=5, repeats=1, sample=True, workers=1))
-    assert {"meta_gradient", "meta_step", "_adapt"} <= set(calls)
+    assert {"meta_gradient", "meta_step", "_adapt_vjp"} <= set(calls)
     assert out["update_s"] > 0 and out["sampling_s"] > 0 and out["inner_steps"] == 10
     assert capsys.readouterr().out.count("\n") == 1
 

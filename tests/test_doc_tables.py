@@ -29,3 +29,14 @@ def test_committed_ladder_tables_are_what_their_command_computes():
     r0 = [ROOT / f"results/locomotion/halfcheetah-dir-maml-trpo-s{s}" for s in (0, 1)]
     best = ROOT / "results/best/halfcheetah-dir"
     assert ladder["table"](best, r0) == (best / "table.md").read_text()
+
+
+def test_benchmark_tables_are_rendered_from_their_records():
+    """results/bench/NAME.md is what scripts/bench_tables.py renders from NAME.jsonl (the commands'
+    own JSON lines), and a changed record makes it stale."""
+    bench = runpy.run_path(str(ROOT / "scripts" / "bench_tables.py"))
+    assert bench["main"](["--check"]) == 0
+    records = sorted((ROOT / "results" / "bench").glob("*.jsonl"))
+    assert records
+    for path in records:
+        assert bench["render"](path) == path.with_suffix(".md").read_text(), path

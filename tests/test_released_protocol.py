@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from bomrl.core.inner_solver import solve_inner, unrolled_solution
+from bomrl.core.adaptation import adapt
+from bomrl.core.inner_solver import solve_inner
 from bomrl.core.losses import InnerData, make_inner_loss
 from bomrl.core.policies import gaussian_mlp
 from bomrl.errors import ConfigError
@@ -63,8 +64,8 @@ def test_stopped_adam_solve_and_its_derivative_equal_the_shorter_solve():
     def vjp_of(fn):
         return ravel_pytree(jax.vjp(fn, phi)[1](v)[0])[0]
 
-    stopped = vjp_of(lambda p: unrolled_solution(loss, p, data, steps=50, stop_distance=0.01, **kw))
-    shorter = vjp_of(lambda p: unrolled_solution(loss, p, data, steps=n, **kw))
+    stopped = vjp_of(lambda p: adapt(loss, p, data, steps=50, stop_distance=0.01, **kw)[0])
+    shorter = vjp_of(lambda p: adapt(loss, p, data, steps=n, **kw)[0])
     np.testing.assert_allclose(stopped, shorter, rtol=1e-10, atol=1e-12)
 
 

@@ -161,7 +161,9 @@ def test_bench_sampler_prints_one_json_line(monkeypatch, capsys):
     assert res["env_steps"] == 80 and res["env_steps_per_s"] > 0 and res["raw_mujoco_steps_per_s"] > 0
     assert res["ratio"] == pytest.approx(res["env_steps_per_s"] / res["raw_mujoco_steps_per_s"], rel=1e-2,
                                   abs=6e-4)   # ratio has 3 decimals
-    assert res["baseline"] == "mujoco"
+    assert res["baseline"] == "mujoco" and res["baseline_controls"] == "sampler"
+    # the baseline steps the sampler's controls: a N(0, 1) policy at action scale 10 sends ≈ N(0, 0.01)
+    assert res["action_scale"] == 10.0 and 0.05 < res["control_rms"] < 0.2
     rc = cli.main(["bench", "sampler", "--env", "walker-vel"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "halfcheetah-vel" in err[0] and "walker-vel" in err[0]
@@ -226,3 +228,21 @@ def test_discrete_gymnasium_family():
     nxt = m[..., 1:] == 1                   # steps whose next observation is stored
     np.testing.assert_allclose(batch.rew[..., :-1][nxt], 1.0 - 0.1 * np.abs(batch.obs[..., 1:, 0][nxt]),
                                rtol=0, atol=1e-6)  # CartPole observations are float32
+
+
+def test_bench_sampler_controls_are_the_env_actions_of_valid_steps():
+    from types import SimpleNamespace
+
+    from bomrl.bench.sampler import sampler_controls
+    from bomrl.envs import get_family
+
+    family = get_family("halfcheetah-vel")   # bounds [-1, 1]
+    act = np.zeros((1, 2, 3, 6))
+    act[0, 0, :, 0] = [5.0, -20.0, 1.0]      # policy units; scale 10: 0.5, -1 (clipped), 0.1
+    act[0, 1, :, 0] = 7.0                    # an invalid episode: not a control the env received
+    mask = np.array([[[1, 1, 1], [0, 0, 0]]], float)
+    sampler = SimpleNamespace(discrete=False, family=family, action_scale=10.0)
+    got = sampler_controls(sampler, SimpleNamespace(act=act, mask=mask), seed=0)
+    assert got.shape == (3, 6)
+    np.testing.assert_allclose(sorted(got[:, 0]), [-1.0, 0.1, 0.5], atol=1e-12)
+    np.testing.assert_array_equal(got[:, 1:], 0.0)

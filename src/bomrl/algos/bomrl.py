@@ -24,12 +24,13 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from bomrl.algos.base import AlgoState, MetaAlgorithm
+from bomrl.algos.base import AlgoState, MetaAlgorithm, broadcast_tasks
 from bomrl.algos.data import RELEASED_Q, AdvantageSettings, Data, QSettings, masked_mean
 from bomrl.algos.maml_trpo import adapted_fisher_vp, kl_of_adapted
 from bomrl.core import DISTANCES, distance_names
-from bomrl.core.hypergradient import bomrl_hypergradient
-from bomrl.core.inner_solver import solve_inner, unrolled_solution
+from bomrl.core.adaptation import adapt, zero_stats
+from bomrl.core.hypergradient import cg_linear_solve, score_q
+from bomrl.core.inner_solver import solve_inner
 from bomrl.core.losses import InnerData, make_inner_loss, policy_gradient
 from bomrl.core.trpo import TRPOSettings, trpo_step
 from bomrl.core.tree import tree_norm
@@ -94,7 +95,7 @@ class BoMrlConfig(TRPOSettings, QSettings, AdvantageSettings):
 
     @property
     def solver_kwargs(self) -> dict:
-        """The within-task solve's settings, as `solve_inner` / `unrolled_solution` take them."""
+        """The within-task solve's settings, as `solve_inner` and `adapt` take them."""
         return {"steps": self.inner_steps_adam, "solver": self.inner_solver, "learning_rate": self.inner_lr,
                 "backtrack": self.inner_backtrack, "stop_distance": self.inner_stop_distance or None}
 
@@ -178,6 +179,7 @@ def _tree_mean0(tree):
     return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
 
 
+
 PREMISE_TOL = 0.1   # inner/grad_ratio and hyper/rel_residual above this: the implicit derivative is off
 log = logging.getLogger("bomrl.hypergradient")
 
@@ -196,12 +198,20 @@ class BoMrl(MetaAlgorithm):
         super().__init__(config, policy)
         c = config
         self.inner_loss = make_inner_loss(policy, c.distance, c.lam, c.surrogate)
+        self.linear_solve = cg_linear_solve(c.hyper_cg_iters, damping=c.hyper_damping)
         self._adapt_jit = jax.jit(self._adapt)
+        self._adapt_vjp_jit = jax.jit(self._adapt_vjp)
         self._update_jit = jax.jit(self._update)
+        self._pending = None   # (θ'_T, pullbacks) of the last training adaptation, for the next meta-step
 
     @property
     def inner_steps(self) -> int:
         return 1   # one-time adaptation: one batch, solved to optimality
+
+    @property
+    def implicit(self) -> bool:
+        """Whether the hypergradient is the implicit derivative (practical, score) or the unrolled one."""
+        return self.config.hypergradient != "unrolled"
 
     def inner_data(self, data: Data) -> InnerData:
         """`inner_data` with this configuration's Q scale."""
@@ -209,44 +219,71 @@ class BoMrl(MetaAlgorithm):
 
     # ---- step 2: within-task solve (vmapped over tasks; φ may differ per task at meta-test) ------
     def solve(self, phi, data):
-        """Alg(π_φ, λ, τ) for one task: (θ', diagnostics); data is `InnerData` (with data.logp the
-        sampling log-probabilities are those, else log π_φ under stop_gradient)."""
+        """Alg(π_φ, λ, τ) for one task, forward only: (θ', diagnostics); data is `InnerData` (with
+        data.logp the sampling log-probabilities are those, else log π_φ under stop_gradient)."""
         return solve_inner(self.inner_loss, phi, data, **self.config.solver_kwargs)
+
+    def adaptation(self, phi, data: InnerData, linear_stats=None, solution=None):
+        """θ'_τ(φ) for one task as a differentiable function (`bomrl.core.adaptation.adapt`):
+        (θ', diagnostics). Its derivative is the configured hypergradient: the solver's steps
+        differentiated ("unrolled"), or the implicit derivative with Q constant ("practical", eq. 8)
+        or with Appendix C's ∇_φ Q ("score"). linear_stats / solution: as `adapt` (implicit only)."""
+        c = self.config
+        if c.hypergradient == "score":
+            data = data._replace(q=score_q(self.policy, c.discount)(phi, data))
+        return adapt(self.inner_loss, phi, data, derivative="implicit" if self.implicit else "unrolled",
+                     linear_solve=self.linear_solve, linear_stats=linear_stats,
+                     solution=solution if self.implicit else None, **c.solver_kwargs)
+
+    def pullbacks(self, phi_t, data: InnerData, thetas=None):
+        """(θ'_T, diagnostics [T], pullbacks): `jax.vjp` of the adaptation of each task at its φ
+        (phi_t [T, ...]); pullbacks(g_T) -> (hypergradients [T, ...], linear-solve stats [T]).
+        With thetas (implicit only), the solutions already computed are used, not solved again."""
+        stats = zero_stats(jax.tree.leaves(phi_t)[0].dtype)
+
+        def one(ph, d, th):
+            theta, pullback, diag = jax.vjp(lambda p, s: self.adaptation(p, d, s, th), ph, stats, has_aux=True)
+            return theta, diag, pullback
+
+        return jax.vmap(one)(phi_t, data, thetas)
 
     def _adapt(self, params_t, data: Data):
         return jax.vmap(self.solve)(params_t, self.inner_data(data))
+
+    def _adapt_vjp(self, params_t, data: Data):
+        return self.pullbacks(params_t, self.inner_data(data))
 
     def _adapt_batched(self, params_t, data):
         return self._adapt_jit(params_t, data)[0]
 
     def _adapt_with_metrics(self, params_t, data):
-        theta, diag = self._adapt_jit(params_t, data)
+        """The training adaptation: θ'_T and its pullbacks (kept for the meta-step: the forward
+        solve runs once per iteration), with the diagnostics averaged over tasks."""
+        theta, diag, pullbacks = self._adapt_vjp_jit(params_t, data)
+        self._pending = (jax.tree.leaves(theta), pullbacks)
         self._last_grad_ratio = diag["inner/grad_ratio"]
         keep = ("inner/loss", "inner/loss_initial", "inner/grad_norm", "inner/grad_ratio", "inner/kl",
                 "inner/distance", "inner/surrogate", "inner/step_frac", "inner/steps_taken")
         return theta, {k: v for k, v in diag.items() if k in keep}
 
     # ---- steps 3-5 ------------------------------------------------------------------------------
-    def meta_gradient(self, phi, pre: Data, post: Data, thetas):
-        """Task mean of the hypergradients ∇_φ J_τ(π_θ'_τ) (pytree like φ) and metrics.
+    def meta_gradient(self, phi, pre: Data, post: Data, thetas, pullbacks=None):
+        """Task mean of the hypergradients ∇_φ J_τ(π_θ'_τ) (pytree like φ) and metrics: the
+        adaptation's vjp (`pullbacks`) applied to g_τ = ∇_θ J_τ(π_θ)|θ'_τ on the post-update data.
 
-        pre / post: [T, ...] batches of π_φ and of the adapted π_θ'_τ; thetas: θ'_τ [T, ...].
+        pre / post: [T, ...] batches of π_φ and of the adapted π_θ'_τ; thetas: θ'_τ [T, ...];
+        pullbacks: those of the adaptation that produced thetas (`pullbacks`); None: computed here
+        (implicit: at thetas; unrolled: the solve runs again).
         """
-        c, policy = self.config, self.policy
+        policy = self.policy
         g = jax.vmap(lambda th, d: policy_gradient(policy, th, d.obs, d.act, d.adv, d.mask))(thetas, post)
-
-        if c.hypergradient == "unrolled":
-            def one(th, d, gg):
-                _, vjp = jax.vjp(lambda ph: unrolled_solution(self.inner_loss, ph, d, **c.solver_kwargs), phi)
-                (hg,) = vjp(gg)
-                return hg, {"hyper/norm": tree_norm(hg)}
-        else:
-            def one(th, d, gg):
-                return bomrl_hypergradient(self.inner_loss, th, phi, d, gg, mode=c.hypergradient, policy=policy,
-                                           gamma=c.discount, damping=c.hyper_damping, cg_iters=c.hyper_cg_iters)
-
-        hg, m = jax.vmap(one)(thetas, self.inner_data(pre), g)
-        metrics = {("hyper/" + k[3:] if k.startswith("cg/") else k): jnp.mean(v) for k, v in m.items()}
+        if pullbacks is None:
+            phi_t = broadcast_tasks(phi, jax.tree.leaves(thetas)[0].shape[0])
+            _, _, pullbacks = self.pullbacks(phi_t, self.inner_data(pre), thetas if self.implicit else None)
+        hg, stats = jax.vmap(lambda pb, gg: pb(gg))(pullbacks, g)
+        metrics = {"hyper/norm": jnp.mean(jax.vmap(tree_norm)(hg))}
+        if self.implicit:
+            metrics.update({"hyper/" + k[3:]: jnp.mean(v) for k, v in stats.items()})
         return _tree_mean0(hg), metrics
 
     def pre_kl(self, phi, pre: Data):
@@ -267,9 +304,9 @@ class BoMrl(MetaAlgorithm):
         (MAML-TRPO's `adapted_fisher_vp`, exact there)."""
         c, policy = self.config, self.policy
         pre_in = self.sampled_inner_data(phi, pre)
-        # differentiable in p (solve_inner holds φ constant): the same steps as the adaptation
-        theta_fn = lambda p: jax.vmap(lambda d: unrolled_solution(  # noqa: E731
-            self.inner_loss, p, d, **c.solver_kwargs))(pre_in)
+        # differentiable in p: the same steps as the adaptation, differentiated through
+        theta_fn = lambda p: jax.vmap(lambda d: adapt(  # noqa: E731
+            self.inner_loss, p, d, derivative="unrolled", **c.solver_kwargs)[0])(pre_in)
         dist_old = jax.lax.stop_gradient(jax.vmap(policy.apply)(thetas, post.obs))
 
         def kl_fn(p):
@@ -289,8 +326,8 @@ class BoMrl(MetaAlgorithm):
         tm["trpo/rejected"] = tm["trpo/ls_iterations"] - tm["trpo/accepted"].astype(tm["trpo/ls_iterations"].dtype)
         return new_phi, tm
 
-    def _update(self, phi, pre, post, thetas):
-        grad, metrics = self.meta_gradient(phi, pre, post, thetas)
+    def _update(self, phi, pre, post, thetas, pullbacks=None):
+        grad, metrics = self.meta_gradient(phi, pre, post, thetas, pullbacks)
         new_phi, tm = self.meta_step(phi, pre, post, thetas, grad)
         return new_phi, {**metrics, **tm}
 
@@ -320,7 +357,12 @@ class BoMrl(MetaAlgorithm):
         return objective
 
     def _meta_update(self, state: AlgoState, inner_datas, post, adapted_t, rng):
-        new_phi, metrics = self._update_jit(state.params, inner_datas[0], post, adapted_t)
+        pending, self._pending = self._pending, None   # the pullbacks of exactly these θ'_T, else none
+        leaves = jax.tree.leaves(adapted_t)
+        same = pending is not None and len(pending[0]) == len(leaves) and all(
+            a is b for a, b in zip(pending[0], leaves))
+        new_phi, metrics = self._update_jit(state.params, inner_datas[0], post, adapted_t,
+                                            pending[1] if same else None)
         if self.config.hypergradient != "unrolled" and not self._warned:
             ratio = float(jnp.mean(getattr(self, "_last_grad_ratio", 0.0)))
             resid = float(metrics.get("hyper/rel_residual", 0.0))

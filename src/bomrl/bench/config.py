@@ -34,6 +34,13 @@ class BenchSamplerConfig:
     """Timed sampler calls (after a warm-up compile); the best is reported."""
     seed: int = 0
     """Seed of the tasks, resets and policy."""
+    action_scale: Optional[float] = None
+    """Policy action scale (default the family's: 10 for the locomotion families; 1 = plain
+    clipping): the controls the sampler sends, and with --baseline-controls sampler the baseline's."""
+    baseline_controls: Literal["sampler", "uniform"] = "sampler"
+    """What the bare baseline steps with: "sampler" = the env controls the sampler sent in an
+    untimed call with the same policy (MuJoCo's step cost depends on the controls); "uniform" =
+    uniform in the env's bounds (the benchmark's records before 2026-12-06)."""
     plugins: tuple[str, ...] = ()
     """Modules to import first (they register task families, distances or algorithms), as
     `bomrl train --plugins`."""

@@ -4,9 +4,11 @@ phase, timed on the algorithm's OWN jitted methods (`bomrl.algos.bomrl.BoMrl`, c
 
 Phases (each jitted by the algorithm, timed after a warm-up call, block_until_ready):
   advantages_pre / _post   `BoMrl._process`: returns, linear baseline, GAE, standardisation
-  inner                    `BoMrl._adapt`: Alg(π_φ, λ, τ) of eq. (7), vmapped over tasks
+  inner                    `BoMrl._adapt_vjp`: Alg(π_φ, λ, τ) of eq. (7), vmapped over tasks, with
+                           its vjp (`jax.vjp` of `bomrl.core.adaptation.adapt`, as training runs it)
   hypergrad                `BoMrl.meta_gradient`: outer policy gradients at θ'_τ and the
-                           hypergradient (as configured: unrolled or implicit eq. (8)), task mean
+                           adaptation's pullbacks applied to them (as configured: unrolled or
+                           implicit eq. (8)), task mean
   meta_step                `BoMrl.meta_step`: the TRPO meta-step (KL on the pre-update data; with
                            line_search=surrogate each candidate re-solves the adaptation)
 The sum of hypergrad and meta_step is what `BoMrl._update` (one jit) runs in training.
@@ -111,9 +113,9 @@ def measure(config: BenchUpdateConfig, train_cfg: TrainConfig, algo_cfg) -> dict
         if config.sample:
             sampler.warmup(policy, phi_t)
         pre = timed("advantages_pre", algo._jit_process, collect("pre", phi_t, jax.random.fold_in(key, 1)))
-        thetas, diag = timed("inner", algo._adapt_jit, phi_t, pre)
+        thetas, diag, pullbacks = timed("inner", algo._adapt_vjp_jit, phi_t, pre)
         post = timed("advantages_post", algo._jit_process, collect("post", thetas, jax.random.fold_in(key, 2)))
-        grad, hyper = timed("hypergrad", jax.jit(algo.meta_gradient), phi, pre, post, thetas)
+        grad, hyper = timed("hypergrad", jax.jit(algo.meta_gradient), phi, pre, post, thetas, pullbacks)
         _, trpo = timed("meta_step", jax.jit(algo.meta_step), phi, pre, post, thetas, grad)
     finally:
         sampler.close()

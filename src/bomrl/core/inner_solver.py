@@ -14,9 +14,10 @@ with NO new data (eq. 2, eq. 7 or eq. 9; see `bomrl.core.losses`).
 (metric inner/distance) exceeds it; the step that crossed the threshold is kept (the paper's
 released solver: 50 Adam steps stopped at a mean distance of 3, docs/REPRODUCTION.md).
 
-`solve_inner` handles one task; `solve_inner_tasks` vmaps it over a leading task axis of the data
-(φ shared). Diagnostics are at the returned θ: inner/loss, inner/grad_norm, inner/kl, plus the loss's
-own metrics and inner/loss_initial (at θ = φ).
+`solve_inner` handles one task, forward only (φ and the data are constants for it); its derivative
+in φ is `bomrl.core.adaptation.adapt`'s business. `solve_inner_tasks` vmaps it over a leading task
+axis of the data (φ shared). Diagnostics are at the returned θ: inner/loss, inner/grad_norm,
+inner/kl, plus the loss's own metrics and inner/loss_initial (at θ = φ).
 """
 
 from __future__ import annotations
@@ -90,13 +91,11 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
     check_choice("solver", solver, SOLVERS)
     check(int(steps) >= 0, "steps", steps, ">= 0")
     check_stop(solver, stop_distance)
+    phi, data = jax.lax.stop_gradient((phi, data))   # forward only: `bomrl.core.adaptation` differentiates
     theta = phi if theta0 is None else theta0
-    fixed = getattr(loss_fn, "fixed_phi", None)
-    # φ is constant during the solve: precompute its terms once if the loss offers it
-    with_aux = fixed(phi, data) if fixed is not None else (lambda th: loss_fn(th, phi, data))
+    with_aux = loss_at(loss_fn, phi, data)
     value = lambda th: with_aux(th)[0]  # noqa: E731
     value_and_grad = jax.value_and_grad(value)
-    loss_init = value(theta)
 
     if solver in FIRST_ORDER:
         theta, per_step = first_order_steps(with_aux, theta, steps=steps, solver=solver, learning_rate=learning_rate,
@@ -127,18 +126,36 @@ def solve_inner(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "a
             t = jnp.where(jnp.any(ok), t_all[jnp.argmax(ok)], 0.0)
             return jax.tree.map(lambda x, y: x - t * y, th, d), None
 
-        theta, _ = jax.lax.scan(step, theta, None, length=steps)
+        theta, per_step = jax.lax.scan(step, theta, None, length=steps)
+    start = phi if theta0 is None else theta0
+    return theta, solution_diagnostics(with_aux, theta, start, per_step, solver=solver, learning_rate=learning_rate,
+                                       stop_distance=stop_distance)
 
+
+def loss_at(loss_fn: LossFn, phi, data):
+    """θ ↦ loss_fn(θ, φ, data) -> (loss, metrics), with the φ-only terms computed once when the loss
+    offers it (`make_inner_loss(...).at_phi`); differentiable in φ and data either way."""
+    at_phi = getattr(loss_fn, "at_phi", None)
+    return at_phi(phi, data) if at_phi is not None else (lambda th: loss_fn(th, phi, data))
+
+
+def solution_diagnostics(with_aux, theta, start, per_step, *, solver: str, learning_rate: float,
+                         stop_distance: float | None) -> dict:
+    """The solve's diagnostics at θ (constants: stop_gradient): the loss's metrics, inner/loss,
+    inner/loss_initial (at the start), inner/grad_norm, inner/grad_ratio (‖∇L(θ)‖ / ‖∇L(start)‖),
+    and armijo's inner/step_frac (mean step size / lr) or, with a stop distance, inner/steps_taken."""
+    theta, start, per_step = jax.lax.stop_gradient((theta, start, per_step))   # per_step None: not reported
+    value = lambda th: with_aux(th)[0]  # noqa: E731
     (loss, metrics), grad = jax.value_and_grad(with_aux, has_aux=True)(theta)
-    grad0 = tree_norm(jax.grad(value)(phi if theta0 is None else theta0))
+    loss_init, grad_init = jax.value_and_grad(value)(start)
     gnorm = tree_norm(grad)
     diagnostics = {**metrics, "inner/loss": loss, "inner/loss_initial": loss_init, "inner/grad_norm": gnorm,
-                   "inner/grad_ratio": gnorm / jnp.maximum(grad0, jnp.finfo(gnorm.dtype).tiny)}
-    if solver == "armijo":   # mean step size over the K steps, as a fraction of lr
+                   "inner/grad_ratio": gnorm / jnp.maximum(tree_norm(grad_init), jnp.finfo(gnorm.dtype).tiny)}
+    if solver == "armijo" and per_step is not None:   # mean step size over the K steps, as a fraction of lr
         diagnostics["inner/step_frac"] = jnp.mean(per_step) / learning_rate
-    if stop_distance is not None:
+    if stop_distance is not None and per_step is not None:
         diagnostics["inner/steps_taken"] = jnp.sum(per_step)
-    return theta, diagnostics
+    return jax.lax.stop_gradient(diagnostics)
 
 
 def check_stop(solver: str, stop_distance) -> None:
@@ -185,19 +202,6 @@ def first_order_steps(with_aux, theta, *, steps: int, solver: str, learning_rate
     step = jax.checkpoint(step) if remat else step
     carry, per_step = jax.lax.scan(step, init, None, length=steps)
     return (carry if solver == "armijo" else carry[0]), per_step
-
-
-def unrolled_solution(loss_fn: LossFn, phi, data, *, steps: int = 50, solver: str = "adam",
-                      learning_rate: float = 1e-2, backtrack: int = 10, stop_distance: float | None = None):
-    """θ_K(φ): the same K first-order steps as `solve_inner` (the same loop, `first_order_steps`), as a
-    differentiable function of φ (φ enters through θ_0 = φ and the loss). Reverse mode through it is the exact derivative of
-    what the solver returns; each step is rematerialised (jax.checkpoint), so memory is O(K ·
-    |θ|), not O(K · activations)."""
-    check(solver in FIRST_ORDER, "solver", solver, f"one of {', '.join(FIRST_ORDER)} for unrolled derivatives")
-    check_stop(solver, stop_distance)
-    return first_order_steps(lambda th: loss_fn(th, phi, data), phi, steps=steps, solver=solver,
-                             learning_rate=learning_rate, backtrack=backtrack, stop_distance=stop_distance,
-                             remat=True)[0]
 
 
 def solve_inner_tasks(loss_fn: LossFn, phi, data, **kwargs) -> tuple[Any, dict]:

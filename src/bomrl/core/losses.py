@@ -72,8 +72,8 @@ def make_inner_loss(policy: Policy, distance: str | Distance, lam: float, surrog
     """Build L(theta, phi, data, q=None) -> (loss, metrics) for one task (q defaults to data.q).
 
     metrics: inner/surrogate, inner/distance (λ-free D²), inner/kl (Ê KL(π_φ ‖ π_θ), reported for every
-    distance). The returned function has an attribute `fixed_phi(phi, data, q=None) -> (θ -> (loss,
-    metrics))` that precomputes the φ-only terms; `solve_inner` uses it.
+    distance). The returned function has an attribute `at_phi(phi, data, q=None) -> (θ -> (loss,
+    metrics))` that computes the φ-only terms once; the solvers use it.
     """
     check_choice("surrogate", surrogate, SURROGATES)
     check(float(lam) > 0, "lam", lam, "> 0")
@@ -105,12 +105,12 @@ def make_inner_loss(policy: Policy, distance: str | Distance, lam: float, surrog
         dist_phi = policy.apply(phi, data.obs)
         return _value(theta, phi, data, q, dist_phi, _sampling_logp(policy, dist_phi, data), None)
 
-    def fixed_phi(phi, data: InnerData, q=None):
-        """θ ↦ loss(θ, φ, data, q) with every φ-only quantity (π_φ at the data, log-probs, G(φ))
-        computed once: for the inner solve, where φ is a constant (not for the hypergradient)."""
-        q = jax.lax.stop_gradient(data.q if q is None else q)
-        phi = jax.lax.stop_gradient(phi)
-        dist_phi = jax.lax.stop_gradient(policy.apply(phi, data.obs))
+    def at_phi(phi, data: InnerData, q=None):
+        """θ ↦ loss(θ, φ, data, q), with every φ-only quantity (π_φ at the data, the sampling
+        log-probabilities, G(φ)) computed once rather than at every θ. Still a function of φ (and
+        q) for autodiff: reverse mode through a solve of it is the derivative of the solve."""
+        q = data.q if q is None else q
+        dist_phi = policy.apply(phi, data.obs)
         logp_phi = _sampling_logp(policy, dist_phi, data)
         first_order = None
         if surrogate == "linear":
@@ -118,7 +118,7 @@ def make_inner_loss(policy: Policy, distance: str | Distance, lam: float, surrog
                                                               data.weight))(phi)
         return lambda theta: _value(theta, phi, data, q, dist_phi, logp_phi, first_order)
 
-    loss.fixed_phi = fixed_phi
+    loss.at_phi = at_phi
     return loss
 
 
