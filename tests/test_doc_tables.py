@@ -40,3 +40,15 @@ def test_benchmark_tables_are_rendered_from_their_records():
     assert records
     for path in records:
         assert bench["render"](path) == path.with_suffix(".md").read_text(), path
+
+
+def test_committed_locomotion_tables_are_what_bomrl_plot_writes(tmp_path):
+    """`bomrl plot results/locomotion/` writes the tables docs/REPRODUCTION.md quotes (one file per
+    table under plots/tables/); recomputed from the committed runs, they are byte for byte the same."""
+    from bomrl.workflow.plot import _write_tables, collect, find_runs
+
+    groups = collect(find_runs([str(ROOT / "results" / "locomotion")]))
+    written = _write_tables(groups, sorted(groups), None, tmp_path)
+    assert set(written) == {"runs", "pooled-halfcheetah-dir", "pooled-halfcheetah-vel", "pooled-ant-dir"}
+    for path in (tmp_path / "tables").iterdir():
+        assert path.read_text() == (ROOT / "results/locomotion/plots/tables" / path.name).read_text(), path.name

@@ -183,13 +183,6 @@ class TaskFamily:
     def action_high(self) -> np.ndarray | None:
         return self.spaces()[3]
 
-    def to_env_action(self, act: np.ndarray) -> np.ndarray:
-        """Policy actions [N, A] -> env actions [N, A] (float64): clip to [−s, s], map onto
-        [low, high]; unbounded spaces pass through. Discrete actions are returned unchanged."""
-        if self.discrete:
-            return act
-        return scale_action(act, self.action_low, self.action_high, self.action_scale)
-
     def make_stepper(self, num_envs: int, num_threads: int = 1):
         """A stepper for num_envs environments of this family. Override for a faster one."""
         return GymLoopStepper(self, num_envs)

@@ -189,6 +189,79 @@ def _paired_tables(groups, envs, labels, reference):
     return lines, out
 
 
+def _runs_table(groups, envs) -> list[str]:
+    """Markdown lines: every meta-tested run's return after 0..k adaptations, mean ± s.e. over its
+    test tasks, with its meta-tested iteration and training wall time (last metrics row)."""
+    rows = []
+    k = max((len(i["meta_test"]["returns"]) for env in envs for infos in groups[env].values() for i in infos
+             if i["meta_test"] is not None), default=0)
+    for env in envs:
+        for label, i in _runs_with_metrics(groups[env]):
+            mt = i["meta_test"]
+            if mt is None:
+                continue
+            cells = " | ".join([f"{m:.1f} ± {s:.1f}" for m, s in zip(mt["returns"], mt["stderr"])]
+                               + ["–"] * (k - len(mt["returns"])))
+            rows.append(f"| {env} | {label} | {i['seed']} | {int(mt['iteration'])} | {cells} | "
+                        f"{i['metrics'][-1].get('wall_s', math.nan):,.0f} |")
+    if not rows:
+        return []
+    return [f"| env | method | seed | iteration | {' | '.join(f'after {j}' for j in range(k))} | training wall s |",
+            "|" + " --- |" * (k + 5), *rows]
+
+
+def _pooled_table(labels_infos, reference: str) -> list[str]:
+    """Markdown lines for one env: each method's return after k adaptations, mean ± s.e. over its
+    pooled (seed, test task) returns, and its paired difference from `reference` on the same pairs,
+    mean [95 % t-interval], after k ≥ 1."""
+    steps = min(len(i["meta_test"]["returns"]) for infos in labels_infos.values() for i in infos
+                if i["meta_test"] is not None)
+    head = ["method", "seeds", *[f"after {k}" for k in range(steps)],
+            *[f"− {reference} after {k}" for k in range(1, steps)]]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for label, infos in sorted(labels_infos.items()):
+        tested = [i for i in infos if i["meta_test"] is not None]
+        if not tested:
+            continue
+        cells = []
+        for k in range(steps):
+            x = np.concatenate([np.asarray(i["meta_test"]["task_returns"][k], float) for i in tested])
+            sem = x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else 0.0
+            cells.append(f"{x.mean():.1f} ± {sem:.1f}")
+        for k in range(1, steps):
+            if label == reference:
+                cells.append("—")
+                continue
+            a, b, _ = compare.paired_returns(tested, labels_infos[reference], k)
+            d = compare.paired_difference(a, b) if a.size else None
+            cells.append("–" if d is None else f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]")
+        seeds = ", ".join(str(i["seed"]) for i in sorted(tested, key=lambda i: i["seed"]))
+        lines.append(f"| {label} | {seeds} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _write_tables(groups, envs, reference, out: Path) -> dict:
+    """One file per table under out/tables/ (for docs to quote): runs.md (every meta-tested run)
+    and pooled-ENV.md (each env's methods over their pooled pairs, against `reference` or the best
+    BO-MRL variant after one adaptation)."""
+    tables = out / "tables"
+    written = {}
+    runs = _runs_table(groups, envs)
+    if runs:
+        tables.mkdir(exist_ok=True)
+        (tables / "runs.md").write_text("\n".join(runs) + "\n")
+        written["runs"] = str(tables / "runs.md")
+    for env in envs:
+        ref = reference if reference in groups[env] else compare.best_label(groups[env])
+        if ref is None or not any(i["meta_test"] for infos in groups[env].values() for i in infos):
+            continue
+        tables.mkdir(exist_ok=True)
+        path = tables / f"pooled-{env}.md"
+        path.write_text(f"**{env}** (reference: {ref})\n\n" + "\n".join(_pooled_table(groups[env], ref)) + "\n")
+        written[f"pooled-{env}"] = str(path)
+    return written
+
+
 TRAIN_WINDOW = 5   # iterations averaged in the in-training table
 
 
@@ -385,6 +458,7 @@ def run(config: PlotConfig) -> dict:
         written["fig2"] = str(out / "fig2_adaptation.png")
         paired, paired_json = _paired_tables(groups, envs, labels, config.reference)
         (out / "comparison.json").write_text(json.dumps(paired_json, indent=1) + "\n")
+        written.update(_write_tables(groups, envs, config.reference, out))
     else:
         paired, table = [], []
     stale, untested = [], []   # runs in no table: meta-test older than the training, or none yet
