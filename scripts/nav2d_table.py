@@ -3,6 +3,8 @@ scripts/reproduce_nav2d.sh (RUNS/nav2d-METHOD-sSEED/meta_test.json).
 
     .venv/bin/python scripts/nav2d_table.py [RUNS] [--out docs/img/nav2d_adaptation.png]
 
+Writes RUNS/table.md (the table docs/REPRODUCTION.md quotes), RUNS/summary.json and the figure.
+
 Per method: meta-test return after 0..3 adaptations, mean over both seeds' test tasks (40 per seed,
 drawn from each seed's test stream) ± standard error over those (seed, task) returns, and the
 per-seed means after one adaptation. Two reference rows on the same test tasks:
@@ -109,7 +111,8 @@ def main(argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     (runs / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"-> {out}, {runs / 'summary.json'}", file=sys.stderr)
+    (runs / "table.md").write_text("\n".join(lines) + "\n")   # quoted by docs/REPRODUCTION.md
+    print(f"-> {out}, {runs / 'summary.json'}, {runs / 'table.md'}", file=sys.stderr)
     return 0
 
 
