@@ -47,8 +47,12 @@ def test_committed_locomotion_tables_are_what_bomrl_plot_writes(tmp_path):
     table under plots/tables/); recomputed from the committed runs, they are byte for byte the same."""
     from bomrl.workflow.plot import _write_tables, collect, find_runs
 
-    groups = collect(find_runs([str(ROOT / "results" / "locomotion")]))
-    written = _write_tables(groups, sorted(groups), None, tmp_path)
-    assert set(written) == {"runs", "pooled-halfcheetah-dir", "pooled-halfcheetah-vel", "pooled-ant-dir"}
-    for path in (tmp_path / "tables").iterdir():
-        assert path.read_text() == (ROOT / "results/locomotion/plots/tables" / path.name).read_text(), path.name
+    for root, envs in (("locomotion", {"halfcheetah-dir", "halfcheetah-vel", "ant-dir"}),
+                       ("locomotion-h200", {"halfcheetah-dir"})):
+        groups = collect(find_runs([str(ROOT / "results" / root)]))
+        out = tmp_path / root
+        out.mkdir()
+        written = _write_tables(groups, sorted(groups), None, out)
+        assert set(written) == {"runs", *(f"pooled-{e}" for e in envs)}
+        for path in (out / "tables").iterdir():
+            assert path.read_text() == (ROOT / "results" / root / "plots/tables" / path.name).read_text(), path
