@@ -5,11 +5,18 @@ COMMANDS names both separately: the parser imports only the config modules, whic
 import-light (no JAX, no MuJoCo at module top level) so that `bomrl --help` is instant; the module of
 the chosen command's run function is imported after parsing (it may import anything at its top).
 Errors in user input are printed as ONE line `bomrl: error: ...` with exit code 2.
+
+The commands that take `--algo` (ALGORITHM_COMMANDS) also take every setting of the chosen
+algorithm as a typed flag (`bomrl train --algo bomrl --inner-lr 0.05 --hypergradient practical`;
+`--help` with `--algo` lists them, with their types and docs, read by tyro from the algorithm's
+config class). A flag is parsed by its type and passed on as the `--set NAME=VALUE` entry it
+equals, so config files, saved runs and `--resume` treat both alike.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import io
 import os
@@ -34,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "meta-test": ("bomrl.workflow.metatest_config:MetaTestConfig", "bomrl.workflow.metatest:run"),
     "plot": ("bomrl.workflow.plot_config:PlotConfig", "bomrl.workflow.plot:run"),
 }
+
+
+ALGORITHM_COMMANDS = ("train", "bench iteration")   # configs with `algo` and `set`: algorithm flags
 
 
 def _resolve(ref: str):
@@ -115,6 +125,13 @@ def parse(argv: list[str]):
     configs = {name: config_class(name) for name in COMMANDS}
     buf = io.StringIO()
     wants_help = any(a in ("-h", "--help") for a in argv) or not argv
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    algo_fields: tuple[str, ...] = ()
+    if command in ALGORITHM_COMMANDS:
+        own = {f.name for f in dataclasses.fields(configs[command])} | {"help", "h"}
+        # the algorithm's flags cost an import of the algorithms (JAX): only when they can matter
+        if (_algo_arg(argv) is not None) if wants_help else bool(given - own):
+            configs[command], algo_fields = with_algorithm_flags(configs[command], argv)
     try:
         if wants_help:
             cfg = tyro.extras.subcommand_cli_from_dict(configs, args=argv, prog="bomrl")
@@ -126,12 +143,62 @@ def parse(argv: list[str]):
             print(f"bomrl: error: {_one_line(buf.getvalue())}", file=sys.stderr)
             raise SystemExit(2) from None
         sys.stdout.write(buf.getvalue())
-        if wants_help and argv and argv[0] == "train" and _algo_arg(argv):
-            _print_algorithm_settings(_algo_arg(argv))
+        if wants_help and algo_fields:
+            _print_presets(_algo_arg(argv))
         raise
     name = next(n for n, cls in configs.items() if type(cfg) is cls)
+    if algo_fields:
+        cfg, given = as_set_entries(config_class(name), cfg, algo_fields, given)
     object.__setattr__(cfg, "_given_flags", frozenset(given))   # what the command line named (resume checks)
     return run_function(name), cfg
+
+
+def with_algorithm_flags(base, argv: list[str]):
+    """(base extended by every setting of the algorithm argv names (`--algo`, else base's default)
+    that base does not have itself, as a flag typed and documented by the algorithm's config class;
+    the names of those settings). Imports the algorithms, and first the `--plugins` argv names (they
+    may register the algorithm)."""
+    from bomrl.algos import get_algorithm
+    from bomrl.workflow.plugins import import_plugins
+
+    import_plugins(tuple(_list_arg(argv, "--plugins")))
+    _, algo_cfg = get_algorithm(_algo_arg(argv) or base.algo)   # unknown names: one-line error
+    own = {f.name for f in dataclasses.fields(base)}
+    fields = tuple(f.name for f in dataclasses.fields(algo_cfg) if f.name not in own)
+    # a dataclass of both (base's fields first and winning a shared name); no validation here: the
+    # algorithm's checks run on the merged settings (defaults, presets, files, --set) later
+    ns = {"__post_init__": lambda self: None, "__doc__": base.__doc__, "__module__": base.__module__}
+    extended = dataclasses.dataclass(frozen=True)(type(base.__name__, (base, algo_cfg), ns))
+    return extended, fields
+
+
+def as_set_entries(base, cfg, algo_fields: tuple[str, ...], given: set):
+    """(a `base` config equal to cfg with each algorithm flag the command line named appended to its
+    `set` as NAME=VALUE, the given names with "set" for them). A setting named both ways is an error."""
+    from bomrl.errors import ConfigError
+
+    named = [n for n in algo_fields if n in given]
+    in_set = {str(item).partition("=")[0].strip(): str(item) for item in cfg.set}
+    for n in named:
+        if n in in_set:
+            raise ConfigError(f"--{n.replace('_', '-')} and --set {in_set[n]!r} both set {n}: give it once")
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(base)}
+    values["set"] = (*cfg.set, *(f"{n}={getattr(cfg, n)}" for n in named))
+    return base(**values), (set(given) - set(algo_fields)) | ({"set"} if named else set())
+
+
+def _list_arg(argv: list[str], flag: str) -> list[str]:
+    """The values after `flag` in argv (up to the next option)."""
+    out, on = [], False
+    for a in argv:
+        if a.startswith("--"):
+            on = a == flag
+            if a.startswith(flag + "="):
+                out.append(a.split("=", 1)[1])
+            continue
+        if on:
+            out.append(a)
+    return out
 
 
 def _algo_arg(argv: list[str]) -> str | None:
@@ -143,14 +210,16 @@ def _algo_arg(argv: list[str]) -> str | None:
     return None
 
 
-def _print_algorithm_settings(name: str) -> None:
-    """`bomrl train --algo A --help`: after the flags, every setting of algorithm A (for --set)."""
-    from bomrl.workflow.config import algorithm_settings_help
+def _print_presets(name: str) -> None:
+    """`bomrl train --algo A --help`: after the flags (A's settings among them), A's presets."""
+    from bomrl.algos import get_algorithm
 
-    try:
-        print("\n" + algorithm_settings_help(name))
-    except BomrlError as exc:
-        print(f"bomrl: error: {exc}", file=sys.stderr)
+    algo_cls, _ = get_algorithm(name)
+    presets = getattr(algo_cls, "PRESETS", {})
+    if presets:
+        print(f"\nPresets of --algo {name} (--preset NAME; applied below --config, --set and flags):")
+        for pname, values in presets.items():
+            print(f"  {pname}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
 
 
 def main(argv: list[str] | None = None) -> int:

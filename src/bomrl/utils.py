@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import inspect
 import json
 import os
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 from bomrl.errors import ConfigError
@@ -127,21 +124,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_json(path: str | os.PathLike, obj, indent: int = 2) -> None:
     """JSON-dump obj atomically (sorted keys, so identical inputs give identical bytes)."""
     atomic_write_bytes(path, (json.dumps(obj, indent=indent, sort_keys=True) + "\n").encode())
-
-
-def field_docs(cls) -> dict[str, str]:
-    """{field: docstring} of a dataclass whose fields are documented by a string literal right
-    below them (the convention of every config here; the same one tyro reads for --help)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):          # inherited fields first, overridden docs win
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError, SyntaxError):
-            continue
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, nxt in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                    and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                    and isinstance(nxt.value.value, str)):
-                docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs

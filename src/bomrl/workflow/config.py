@@ -28,7 +28,6 @@ from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check, check_choice
 from bomrl.limits import (MAX_COUNT, MAX_HIDDEN, MAX_ITERATIONS, check_counts, check_int, check_positive, check_seed,
                           check_workers)
-from bomrl.utils import field_docs
 from bomrl.workflow.plugins import import_plugins
 
 MAX_WEIGHTS = 10**7           # weights between hidden layers (x 4 bytes x the copies TRPO / CG keep)
@@ -449,21 +448,3 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
     run_dir = Path(cfg.out) if cfg.out is not None else default_out(cfg)
     cfg = dataclasses.replace(cfg, out=run_dir, config=None)
     return cfg, algo_extra, run_dir, False
-
-
-def algorithm_settings_help(name: str) -> str:
-    """The settings of algorithm `name` (for --set NAME=VALUE) with default and doc, and its presets."""
-    algo_cls, cfg_cls = get_algorithm(name)
-    docs = field_docs(cfg_cls)
-    lines = [f"Algorithm settings of --algo {name} ({cfg_cls.__name__}); change with --set NAME=VALUE:"]
-    for f in dataclasses.fields(cfg_cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
-        lines.append(f"  {f.name} = {default!r}")
-        if docs.get(f.name):
-            lines.append(f"      {docs[f.name]}")
-    presets = getattr(algo_cls, "PRESETS", {})
-    if presets:
-        lines.append(f"Presets of --algo {name} (--preset NAME; applied below --config, --set and flags):")
-        for pname, values in presets.items():
-            lines.append(f"  {pname}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
-    return "\n".join(lines)
