@@ -1,12 +1,13 @@
 """`make_sampler`: the one place that picks a sampler backend ("vector" and "process":
-bomrl.envs.sampler.Sampler; "ray": bomrl.envs.ray_sampler.RaySampler, imported only when asked for)."""
+bomrl.envs.sampler.Sampler, stepping locally; "ray": the same Sampler with its rollouts in Ray actors,
+bomrl.envs.ray_sampler.RayRollouts, imported only when asked for)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from bomrl.envs import BACKENDS
-from bomrl.envs.families import TaskFamily, get_family
+from bomrl.envs.families import TaskFamily, check_action_scale, get_family
 from bomrl.envs.sampler import Sampler, family_label
 from bomrl.errors import check, check_choice
 
@@ -41,10 +42,12 @@ def make_sampler(family: str | TaskFamily, num_tasks: int, episodes: int, horizo
     check(ray_address is None or (backend == "ray" and isinstance(ray_address, str) and ray_address.strip()),
           "ray_address", ray_address, "None, or with backend='ray' a cluster address ('auto', 'HOST:PORT')")
     if backend == "ray":
-        from bomrl.envs.ray_sampler import RaySampler  # imports Ray (an optional extra) lazily
+        from bomrl.envs.ray_sampler import RayRollouts  # imports Ray (an optional extra) lazily
 
-        return RaySampler(fam, int(num_tasks), int(episodes), int(horizon), num_workers, int(seed), dtype,
-                          ray_address=ray_address, action_scale=action_scale)
+        scale = fam.action_scale if action_scale is None else check_action_scale(action_scale)
+        remote = RayRollouts(fam, int(num_tasks), int(episodes), int(horizon), num_workers, dtype, ray_address, scale)
+        return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype,
+                       action_scale=scale, remote=remote)
     return Sampler(fam, int(num_tasks), int(episodes), int(horizon), backend, num_workers, int(seed), dtype,
                    action_scale=action_scale)
 

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 
 import numpy as np
 
-from bomrl.envs.sampler import (Sampler, first_float_dtype, make_act_fn, assemble, check_finite, family_label,
-                                rollout, shard_slices)
+from bomrl.envs.sampler import first_float_dtype, make_act_fn, rollout, shard_slices
 from bomrl.errors import BomrlError, ConfigError
 
 START_TIMEOUT = 180.0  # seconds for all actors to be up (imports + environment construction)
@@ -154,8 +152,10 @@ class RolloutWorker:
         return (*out, stats)
 
 
-class RayWorkers:
-    """The actors of one RaySampler (the sampler's `_stepper`); close() kills them."""
+class RayRollouts:
+    """The Ray backend of a `Sampler` (its `remote`, built by `make_sampler(..., backend="ray")`):
+    one actor per contiguous shard of the tasks; `rollout` sends each its shard and concatenates the
+    results. close() kills the actors."""
 
     def __init__(self, family, num_tasks: int, episodes: int, horizon: int, num_workers: int | None, dtype,
                  address: str | None, action_scale: float):
@@ -164,6 +164,8 @@ class RayWorkers:
 
         self.ray = connect(address, num_workers or os.cpu_count() or 1)
         self.actors: list = []
+        self._policy_refs: dict = {}
+        self.num_tasks = num_tasks
         try:
             if num_workers is None:
                 num_workers = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
@@ -215,7 +217,43 @@ class RayWorkers:
         """Process id of each actor now (a replaced actor has a new one)."""
         return self.call("pid", [()] * len(self.actors))
 
+    def _policy_box(self, policy) -> tuple[int, list]:
+        """(token, [ObjectRef of the policy]): the list keeps Ray from resolving the ref per call."""
+        entry = self._policy_refs.get(policy)
+        if entry is None:
+            try:
+                ref = self.ray.put(policy)
+            except Exception as exc:
+                raise ConfigError(f"backend='ray' needs a picklable policy ({_last_line(exc)})") from None
+            entry = self._policy_refs[policy] = (len(self._policy_refs), [ref])
+        return entry
+
+    def _shards(self, params) -> list:
+        import jax
+
+        params = jax.tree_util.tree_map(np.asarray, params)
+        return [jax.tree_util.tree_map(lambda x, sl=sl: x[sl], params) for sl in self.slices]
+
+    def warmup(self, policy, params, key) -> None:
+        """Compile the policy call in every actor now."""
+        token, box = self._policy_box(policy)
+        self.call("warmup", [(token, box, p, _key_to_wire(key)) for p in self._shards(params)])
+
+    def rollout(self, policy, params, tasks, seeds, key, stats: dict):
+        """`bomrl.envs.sampler.rollout`'s (arrays, policy_seconds, env_seconds) over all tasks, each
+        shard in its actor (seconds: the slowest shard's); the family's statistics into `stats`."""
+        token, box = self._policy_box(policy)
+        wire = _key_to_wire(key)
+        E = len(seeds) // self.num_tasks
+        args = [(token, box, p, tasks[sl], seeds[sl.start * E:sl.stop * E], wire)
+                for sl, p in zip(self.slices, self._shards(params))]
+        parts = self.call("sample", args)
+        arrays = [np.concatenate([part[j] for part in parts]) for j in range(4)]
+        stats.update({name: np.concatenate([part[6][name] for part in parts]) for name in parts[0][6]})
+        return arrays, max(part[4] for part in parts), max(part[5] for part in parts)
+
     def close(self) -> None:
+        self._policy_refs = {}
         actors, self.actors = self.actors, []
         if getattr(self, "ray", None) is None:
             return
@@ -229,76 +267,4 @@ class RayWorkers:
         disconnect()
 
 
-class RaySampler(Sampler):
-    """Sampler whose rollouts run in Ray actors, one contiguous shard of the tasks each."""
-
-    def __init__(self, family, num_tasks: int, episodes: int, horizon: int, num_workers: int | None = None,
-                 seed: int = 0, dtype=np.float32, ray_address: str | None = None,
-                 action_scale: float | None = None):
-        self.ray_address = ray_address
-        self._policy_refs: dict = {}
-        self._workers_given = num_workers
-        super().__init__(family, num_tasks, episodes, horizon, "ray", num_workers, seed, dtype, action_scale)
-        self.num_workers = self._stepper.num_workers
-
-    def _open(self) -> RayWorkers:
-        return RayWorkers(self.family, self.num_tasks, self.episodes, self.horizon, self._workers_given,
-                          self.dtype, self.ray_address, self.action_scale)
-
-    def close(self) -> None:
-        self._policy_refs = {}
-        super().close()
-
-    @property
-    def workers(self) -> RayWorkers:
-        if self._stepper is None:
-            raise BomrlError("the sampler is closed")
-        return self._stepper
-
-    def _policy_box(self, policy) -> tuple[int, list]:
-        """(token, [ObjectRef of the policy]): the list keeps Ray from resolving the ref per call."""
-        entry = self._policy_refs.get(policy)
-        if entry is None:
-            try:
-                ref = self.workers.ray.put(policy)
-            except Exception as exc:
-                raise ConfigError(f"backend='ray' needs a picklable policy ({_last_line(exc)})") from None
-            entry = self._policy_refs[policy] = (len(self._policy_refs), [ref])
-        return entry
-
-    def _shards(self, params) -> list:
-        import jax
-
-        params = jax.tree_util.tree_map(np.asarray, params)
-        return [jax.tree_util.tree_map(lambda x, sl=sl: x[sl], params) for sl in self.workers.slices]
-
-    def warmup(self, policy, params, key=None) -> None:
-        """Compile the policy call in every actor now."""
-        import jax
-
-        self._check_inputs(policy, params, np.zeros((self.num_tasks, self.family.task_dim)))
-        token, box = self._policy_box(policy)
-        wire = _key_to_wire(jax.random.PRNGKey(0) if key is None else key)
-        self.workers.call("warmup", [(token, box, p, wire) for p in self._shards(params)])
-
-    def sample(self, policy, params, tasks, key):
-        """Same contract (and numbers) as Sampler.sample; policy/env seconds are the slowest shard's."""
-        t_start = time.perf_counter()
-        tasks = self._check_inputs(policy, params, tasks)
-        token, box = self._policy_box(policy)
-        seeds = self.reset_seeds(self.iteration)
-        self.iteration += 1
-        wire = _key_to_wire(key)
-        E = self.episodes
-        args = [(token, box, p, tasks[sl], seeds[sl.start * E:sl.stop * E], wire)
-                for sl, p in zip(self.workers.slices, self._shards(params))]
-        parts = self.workers.call("sample", args)
-        arrays = [np.concatenate([part[j] for part in parts]) for j in range(4)]
-        policy_seconds = max(part[4] for part in parts)
-        env_seconds = max(part[5] for part in parts)
-        check_finite(arrays[0], arrays[2], arrays[3], family_label(self.family), tasks)
-        stats = {name: np.concatenate([part[6][name] for part in parts]) for name in parts[0][6]}
-        return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds, stats)
-
-
-__all__ = ["MAX_TASK_RETRIES", "RaySampler", "RayWorkers", "RolloutWorker", "connect", "import_ray"]
+__all__ = ["MAX_TASK_RETRIES", "RayRollouts", "RolloutWorker", "connect", "import_ray"]

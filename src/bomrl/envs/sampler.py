@@ -441,7 +441,10 @@ class Sampler:
 
     def __init__(self, family: TaskFamily, num_tasks: int, episodes: int, horizon: int,
                  backend: str = "vector", num_workers: int | None = None, seed: int = 0,
-                 dtype=np.float32, action_scale: float | None = None):
+                 dtype=np.float32, action_scale: float | None = None, remote=None):
+        """remote: rollouts run elsewhere (backend "ray": `bomrl.envs.ray_sampler.RayRollouts`, built
+        by `make_sampler`): an object with warmup(policy, params, key), rollout(policy, params, tasks,
+        seeds, key, stats) -> (arrays, policy_seconds, env_seconds), close() and num_workers."""
         self.family = family
         # policy actions in [−s, s] are mapped onto the env's bounds (bomrl.envs.families); None: the family's s
         self.action_scale = family.action_scale if action_scale is None else check_action_scale(action_scale)
@@ -453,8 +456,11 @@ class Sampler:
         self.low, self.high = low, high
         self.iteration = 0
         self._act_fns: dict[Any, Any] = {}
+        self._remote = remote is not None
         self._stepper = None
-        self._stepper = self._open()
+        self._stepper = remote if self._remote else self._open()
+        if self._remote:
+            self.num_workers = remote.num_workers
 
     def _open(self):
         """The stepper of all T*E environments (backends "vector" and "process")."""
@@ -539,6 +545,14 @@ class Sampler:
         return tasks
 
     @property
+    def workers(self):
+        """The remote backend running the rollouts (backend "ray": its actors, shards and pids)."""
+        if self._stepper is None:
+            raise BomrlError("the sampler is closed")
+        check(self._remote, "backend", self.backend, "'ray' (the local backends have no remote workers)")
+        return self._stepper
+
+    @property
     def jax_native(self) -> bool:
         """True when rollouts run as one jitted lax.scan (a family with jax_env, vector backend)."""
         return isinstance(self._stepper, _JaxEnvHandle)
@@ -571,6 +585,9 @@ class Sampler:
         """Compile the per-step policy call now (sample() would otherwise do it on first use)."""
         tasks = self._check_inputs(policy, params, np.zeros((self.num_tasks, self.family.task_dim)))
         key = jax.random.PRNGKey(0) if key is None else key
+        if self._remote:
+            self._stepper.warmup(policy, params, key)
+            return
         if self.jax_native:
             self._scan_rollout(policy, params, tasks, self.reset_seeds(0), key)
             return
@@ -600,6 +617,8 @@ class Sampler:
         return assemble(*arrays, self.dtype, t_start, policy_seconds, env_seconds, stats)
 
     def _rollout(self, policy, params, tasks, seeds, key, spaces, stats: dict):
+        if self._remote:
+            return self._stepper.rollout(policy, params, tasks, seeds, key, stats)
         if self.jax_native:
             *arrays, policy_seconds, env_seconds = self._scan_rollout(policy, params, tasks, seeds, key)
         elif getattr(policy, "recurrent", False):
