@@ -3,7 +3,8 @@ scripts' protocol, then groups of its elements switched back toward the standard
 and MAML-TRPO's meta-test return after one adaptation (mean over (seed, test task) pairs, stochastic
 episodes; and the mean-action episodes of the released meta-test) and BO-MRL − MAML-TRPO with its
 paired 95 % t-interval (bomrl.workflow.compare), plus the same on the scripts' task grid where it
-was tested.
+was tested. A second table: what the second adaptation adds for each method (the paper's third
+claim) and BO-MRL − MAML-TRPO after three adaptations.
 
     python scripts/released_table.py results/released/halfcheetah-dir [--out FILE]
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bomrl.workflow.compare import paired_difference, paired_returns
+from bomrl.workflow.compare import paired_difference, paired_returns, step_gain
 
 STEPS = {   # step -> (its run directories' step, meta-test file, what it changes relative to the step above)
     "P0": ("P0", "meta_test-best.json", "the released scripts' protocol (model-selected policy)"),
@@ -77,7 +78,32 @@ def table(root: Path) -> str:
         if not seeds:
             continue
         lines.append(f"| {step} | {change} | {', '.join(map(str, seeds))} | {ma} | {mb} | {diff} | {mode[2]} | {grid[2]} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + later_steps(root)) + "\n"
+
+
+def _fmt(d) -> str:
+    if d is None:
+        return "–"
+    return f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if np.isfinite(d["lo"]) else f"{d['mean']:+.1f}"
+
+
+def later_steps(root: Path) -> list[str]:
+    """The paper's third claim per step: what the second adaptation adds for each method (after 2 −
+    after 1 over its (seed, task) pairs), and BO-MRL − MAML-TRPO after 3 adaptations (stochastic and
+    mean-action); 95 % t-intervals."""
+    lines = ["| step | BO-MRL: after 2 − after 1 | MAML-TRPO: after 2 − after 1 | BO-MRL − MAML-TRPO after 3 | "
+             "mean-action: BO-MRL − MAML-TRPO after 3 |", "|---|---|---|---|---|"]
+    for step, (run_step, name, _) in STEPS.items():
+        a, b = infos(root, run_step, "bomrl", name), infos(root, run_step, "maml-trpo", name)
+        if not a or not b:
+            continue
+        cells = [_fmt(step_gain(a, 2)), _fmt(step_gain(b, 2))]
+        for mean_action in (False, True):
+            xa, xb, _ = paired_returns(infos(root, run_step, "bomrl", name, mean_action),
+                                       infos(root, run_step, "maml-trpo", name, mean_action), 3)
+            cells.append(_fmt(paired_difference(xa, xb)) if len(xa) else "–")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
 
 
 def main(argv=None) -> int:

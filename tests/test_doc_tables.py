@@ -56,3 +56,11 @@ def test_committed_locomotion_tables_are_what_bomrl_plot_writes(tmp_path):
         assert set(written) == {"runs", *(f"pooled-{e}" for e in envs)}
         for path in (out / "tables").iterdir():
             assert path.read_text() == (ROOT / "results" / root / "plots/tables" / path.name).read_text(), path
+
+
+def test_committed_released_table_is_what_its_script_computes():
+    """`PLOT_ONLY=1 scripts/released_protocol.sh` (scripts/released_table.py) regenerates the
+    committed table of the released-protocol runs from their committed meta-test files."""
+    released = runpy.run_path(str(ROOT / "scripts" / "released_table.py"))
+    root = ROOT / "results/released/halfcheetah-dir"
+    assert released["table"](root) == (root / "table.md").read_text()
