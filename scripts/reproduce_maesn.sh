@@ -44,7 +44,8 @@ for run in $OUT/nav2d-maesn-s0 $OUT/nav2d-maesn-s1 $OUT/nav2d-maesn-n20-s0 $OUT/
   $BOMRL meta-test $run --env nav2d-sparse --adapt-steps $K --tasks 40 --out $dst
 done
 
-# The table (stdout, also $OUT/summary.json) and docs/img/maesn-nav2d-sparse.png
+# The table (stdout, also $OUT/table.md, quoted by docs/REPRODUCTION.md, and $OUT/summary.json) and
+# docs/img/maesn-nav2d-sparse.png
 $PY - "$OUT" <<'EOF'
 import json
 import math
@@ -68,13 +69,15 @@ for key, label in methods:
 K = len(rows["nav2d-maesn"]["mean"]) - 1
 # BO-MRL's best variant on nav2d-sparse: highest mean return over adaptations 1..K (both seeds)
 best = max(("nav2d-bomrl-kl", "nav2d-bomrl-rkl", "nav2d-bomrl-euclid"), key=lambda k: np.mean(rows[k]["mean"][1:]))
-print("| method | " + " | ".join(f"after {j}" for j in range(K + 1)) + " | after 1, per seed |")
-print("| --- " * (K + 3) + "|")
+lines = ["| method | " + " | ".join(f"after {j}" for j in range(K + 1)) + " | after 1, per seed |",
+         "| --- " * (K + 3) + "|"]
 for key, _ in methods:
     r = rows[key]
     cells = " | ".join(f"{m:.1f} ± {s:.1f}" for m, s in zip(r["mean"], r["sem"]))
-    print(f"| {r['label']}{' (best)' if key == best else ''} | {cells} | "
-          f"{r['per_seed'][0][1]:.1f} / {r['per_seed'][1][1]:.1f} |")
+    lines.append(f"| {r['label']}{' (best)' if key == best else ''} | {cells} | "
+                 f"{r['per_seed'][0][1]:.1f} / {r['per_seed'][1][1]:.1f} |")
+print("\n".join(lines))
+(out / "table.md").write_text("\n".join(lines) + "\n")
 # MAESN's claim: faster learning from sparse rewards at meta-test = a higher return than both
 # baselines after each of the adaptations 1..K, in both seeds
 verdict = {}
