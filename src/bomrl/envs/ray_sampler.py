@@ -101,7 +101,7 @@ def _key_to_wire(key):
 
 
 class RolloutWorker:
-    """Ray actor (created by RayWorkers) owning the environments of tasks lo..hi-1."""
+    """Ray actor (created by RayRollouts) owning the environments of tasks lo..hi-1."""
 
     def __init__(self, family, lo: int, hi: int, num_tasks: int, episodes: int, horizon: int,
                  dtype: str, x64: bool, action_scale: float):
