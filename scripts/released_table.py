@@ -90,11 +90,13 @@ def _fmt(d) -> str:
 def later_steps(root: Path) -> list[str]:
     """The paper's third claim per step: what the second adaptation adds for each method (after 2 −
     after 1 over its (seed, task) pairs), and BO-MRL − MAML-TRPO after 3 adaptations (stochastic and
-    mean-action); 95 % t-intervals."""
+    mean-action); 95 % t-intervals; over the seeds both methods have."""
     lines = ["| step | BO-MRL: after 2 − after 1 | MAML-TRPO: after 2 − after 1 | BO-MRL − MAML-TRPO after 3 | "
              "mean-action: BO-MRL − MAML-TRPO after 3 |", "|---|---|---|---|---|"]
     for step, (run_step, name, _) in STEPS.items():
         a, b = infos(root, run_step, "bomrl", name), infos(root, run_step, "maml-trpo", name)
+        common = {i["seed"] for i in a} & {i["seed"] for i in b}   # the seeds both methods have, as above
+        a, b = [i for i in a if i["seed"] in common], [i for i in b if i["seed"] in common]
         if not a or not b:
             continue
         cells = [_fmt(step_gain(a, 2)), _fmt(step_gain(b, 2))]
