@@ -64,3 +64,9 @@ def test_committed_released_table_is_what_its_script_computes():
     released = runpy.run_path(str(ROOT / "scripts" / "released_table.py"))
     root = ROOT / "results/released/halfcheetah-dir"
     assert released["table"](root) == (root / "table.md").read_text()
+
+
+def test_committed_rl2_tables_are_what_their_script_computes():
+    rl2 = runpy.run_path(str(ROOT / "scripts" / "rl2_table.py"))
+    for name, text in rl2["tables"]().items():
+        assert text == (ROOT / "results/rl2" / name).read_text(), name
