@@ -6,7 +6,7 @@ beside the MAML-TRPO run at the same batch size, at the same env steps, and the 
 
 Inputs: results/rl2/halfcheetah-vel-rl2-s0/{metrics.csv, meta_test.json};
 results/locomotion/halfcheetah-vel-maml-trpo-s0/metrics.csv (the MAML-TRPO run, continued to 300
-iterations there); results/rl2/halfcheetah-vel-maml-trpo-s0-iteration100/meta_test.json (that run's
+iterations there); results/bomrl-sgd/maml-trpo-iteration100-s0/meta_test.json (that run's
 meta-test at iteration 100, `bomrl meta-test DIR --adapt-steps 3 --tasks 40 --seed 1000`, as
 committed in 5bb7820 before the run continued).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RL2 = ROOT / "results/rl2/halfcheetah-vel-rl2-s0"
 MAML = ROOT / "results/locomotion/halfcheetah-vel-maml-trpo-s0"
-MAML_MT = ROOT / "results/rl2/halfcheetah-vel-maml-trpo-s0-iteration100/meta_test.json"
+MAML_MT = ROOT / "results/bomrl-sgd/maml-trpo-iteration100-s0/meta_test.json"
 ROWS = (("RL²", RL2, (1, 31, 61, 120, 160, 200)), ("MAML-TRPO", MAML, (31, 61, 100)))
 
 

@@ -70,3 +70,19 @@ def test_committed_rl2_tables_are_what_their_script_computes():
     rl2 = runpy.run_path(str(ROOT / "scripts" / "rl2_table.py"))
     for name, text in rl2["tables"]().items():
         assert text == (ROOT / "results/rl2" / name).read_text(), name
+
+
+def test_committed_bomrl_sgd_tables_are_what_their_scripts_compute(tmp_path, monkeypatch, capsys):
+    """docs/BASELINES.md's two tables of the 100-iteration runs: scripts/bomrl_sgd_table.py and
+    scripts/adaptation_gain.py --table, recomputed from the committed runs."""
+    import sys
+
+    sgd = runpy.run_path(str(ROOT / "scripts" / "bomrl_sgd_table.py"))
+    assert sgd["table"]() == (ROOT / "results/bomrl-sgd/runs.md").read_text()
+    runs = [str(ROOT / f"results/bomrl-sgd/halfcheetah-vel-bomrl-d1-s{s}") for s in (0, 1)] + \
+        [str(ROOT / f"results/locomotion/halfcheetah-vel-maml-trpo-s{s}") for s in (0, 1)]
+    monkeypatch.setattr(sys, "argv", ["adaptation_gain.py", *runs, "--out", str(tmp_path / "g.png"), "--windows",
+                                      "1-10", "21-30", "41-50", "61-70", "81-90", "91-100", "--iterations", "100",
+                                      "--table", str(tmp_path / "g.md")])
+    runpy.run_path(str(ROOT / "scripts" / "adaptation_gain.py"), run_name="__main__")
+    assert (tmp_path / "g.md").read_text() == (ROOT / "results/bomrl-sgd/adaptation_gain.md").read_text()
