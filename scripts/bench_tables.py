@@ -22,41 +22,46 @@ def _f(x, digits=2):
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
+def _table(recs, columns) -> list[str]:
+    """Markdown lines: one row per record; columns = [(header, record -> cell)]."""
+    return ["| " + " | ".join(h for h, _ in columns) + " |", "|" + " --- |" * len(columns),
+            *("| " + " | ".join(cell(r) for _, cell in columns) + " |" for r in recs)]
+
+
 def iteration_table(recs) -> list[str]:
     base = next((r["result"]["seconds_per_iteration"] for r in recs if r["label"].startswith("MAML-TRPO")), None)
-    rows = ["| run | workers | s / iteration | ÷ MAML-TRPO | sampling | adaptation | meta-update | CPU s | load (1 min) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in recs:
-        x = r["result"]
-        ratio = _f(x["seconds_per_iteration"] / base) if base else "–"
-        rows.append(f"| {r['label']} | {x['workers']} | **{_f(x['seconds_per_iteration'])}** | {ratio} | "
-                    f"{_f(x['sampling_s'])} | {_f(x['adapt_s'])} | {_f(x['meta_update_s'])} | {_f(x['cpu_s'], 1)} | "
-                    f"{_f(x['load_avg_1min'])} |")
-    return rows
+    x = lambda r: r["result"]  # noqa: E731
+    return _table(recs, [
+        ("run", lambda r: r["label"]), ("workers", lambda r: str(x(r)["workers"])),
+        ("s / iteration", lambda r: f"**{_f(x(r)['seconds_per_iteration'])}**"),
+        ("÷ MAML-TRPO", lambda r: _f(x(r)["seconds_per_iteration"] / base) if base else "–"),
+        ("sampling", lambda r: _f(x(r)["sampling_s"])), ("adaptation", lambda r: _f(x(r)["adapt_s"])),
+        ("meta-update", lambda r: _f(x(r)["meta_update_s"])), ("CPU s", lambda r: _f(x(r)["cpu_s"], 1)),
+        ("load (1 min)", lambda r: _f(x(r)["load_avg_1min"]))])
 
 
 def update_table(recs) -> list[str]:
-    rows = ["| run | inner solve | hypergradient | TRPO step | update | sampling | update ÷ sampling | peak RSS MiB | load (1 min) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in recs:
-        x = r["result"]
-        rows.append(f"| {r['label']} | {_f(x['inner_s'])} | {_f(x['hypergrad_s'])} | {_f(x['meta_step_s'])} | "
-                    f"**{_f(x['update_s'])}** | {_f(x['sampling_s'])} | {_f(x['update_over_sampling'])} | "
-                    f"{_f(x['peak_rss_mib'], 0)} | {_f(x['load_avg_1min'])} |")
-    return rows
+    x = lambda r: r["result"]  # noqa: E731
+    return _table(recs, [
+        ("run", lambda r: r["label"]), ("inner solve", lambda r: _f(x(r)["inner_s"])),
+        ("hypergradient", lambda r: _f(x(r)["hypergrad_s"])), ("TRPO step", lambda r: _f(x(r)["meta_step_s"])),
+        ("update", lambda r: f"**{_f(x(r)['update_s'])}**"), ("sampling", lambda r: _f(x(r)["sampling_s"])),
+        ("update ÷ sampling", lambda r: _f(x(r)["update_over_sampling"])),
+        ("peak RSS MiB", lambda r: _f(x(r)["peak_rss_mib"], 0)), ("load (1 min)", lambda r: _f(x(r)["load_avg_1min"]))])
 
 
 def sampler_table(recs) -> list[str]:
-    rows = ["| run | workers | action scale | control RMS | env steps/s | bare MuJoCo steps/s | ratio | CPU µs / step (sampler, bare) | CPU ratio | load (1 min) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in recs:
-        x = r["result"]
-        bare = x.get("raw_mujoco_steps_per_s", x.get("raw_env_steps_per_s"))
-        rows.append(f"| {r['label']} | {x['workers']} | {_f(x.get('action_scale'), 0)} | {_f(x.get('control_rms'), 3)} | "
-                    f"{_f(x['env_steps_per_s'], 0)} | {_f(bare, 0)} | **{_f(x['ratio'], 3)}** | "
-                    f"{_f(x['cpu_us_per_step'], 1)}, {_f(x['raw_cpu_us_per_step'], 1)} | {_f(x['cpu_ratio'], 3)} | "
-                    f"{_f(x['load_avg_1min'])} |")
-    return rows
+    x = lambda r: r["result"]  # noqa: E731
+    bare = lambda r: x(r).get("raw_mujoco_steps_per_s", x(r).get("raw_env_steps_per_s"))  # noqa: E731
+    return _table(recs, [
+        ("run", lambda r: r["label"]), ("workers", lambda r: str(x(r)["workers"])),
+        ("action scale", lambda r: _f(x(r).get("action_scale"), 0)),
+        ("control RMS", lambda r: _f(x(r).get("control_rms"), 3)),
+        ("env steps/s", lambda r: _f(x(r)["env_steps_per_s"], 0)), ("bare MuJoCo steps/s", lambda r: _f(bare(r), 0)),
+        ("ratio", lambda r: f"**{_f(x(r)['ratio'], 3)}**"),
+        ("CPU µs / step (sampler, bare)",
+         lambda r: f"{_f(x(r)['cpu_us_per_step'], 1)}, {_f(x(r)['raw_cpu_us_per_step'], 1)}"),
+        ("CPU ratio", lambda r: _f(x(r)["cpu_ratio"], 3)), ("load (1 min)", lambda r: _f(x(r)["load_avg_1min"]))])
 
 
 KINDS = (("seconds_per_iteration", "`bomrl bench iteration`", iteration_table),

@@ -179,7 +179,6 @@ def _tree_mean0(tree):
     return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
 
 
-
 PREMISE_TOL = 0.1   # inner/grad_ratio and hyper/rel_residual above this: the implicit derivative is off
 log = logging.getLogger("bomrl.hypergradient")
 
