@@ -37,14 +37,14 @@ PLOT_ONLY=${PLOT_ONLY:-0}
 R0_DIRS=${R0_DIRS:-}   # run directories of rung R0 elsewhere (the table pairs against them)
 
 rung_args() {   # the train flags of a rung
-  local mamlred=(--distance euclid --lam 5 --set surrogate=linear inner_solver=sgd inner_steps_adam=1 inner_lr=0.1
+  local mamlred=(--distance euclid --lam 5 --set surrogate=linear inner_solver=sgd inner_steps=1 inner_lr=0.1
                  hypergradient=unrolled)
   case "$1" in
     R0) echo "--algo maml-trpo" ;;
     X1) echo "--algo maml-trpo --set inner_objective=likelihood_ratio" ;;
     R2) echo "--algo bomrl ${mamlred[*]} trust_region=post" ;;
     R1) echo "--algo bomrl ${mamlred[*]}" ;;
-    R3) echo "--algo bomrl --distance euclid --lam 5 --set surrogate=h inner_solver=armijo inner_steps_adam=10 inner_lr=0.1 hypergradient=unrolled" ;;
+    R3) echo "--algo bomrl --distance euclid --lam 5 --set surrogate=h inner_solver=armijo inner_steps=10 inner_lr=0.1 hypergradient=unrolled" ;;
     R5) echo "--algo bomrl --distance d1" ;;
     *) echo "ladder: unknown rung $1 (R0 X1 R2 R1 R3 R5)" >&2; exit 2 ;;
   esac

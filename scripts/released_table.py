@@ -29,15 +29,21 @@ STEPS = {   # step -> (its run directories' step, meta-test file, what it change
     "P3": ("P3", "meta_test.json", "the standard Q (GAE(1) − linear baseline, standardised, γ 0.99, "
                                    "no continuation)"),
     "P4": ("P4", "meta_test.json", "the standard algorithm settings (BO-MRL's and MAML-TRPO's defaults)"),
+    "S": ("S", "meta_test.json", "today's protocol (results/locomotion: 40 sampled tasks, horizon 100, "
+                                 "300 iterations; section 1)"),
 }
+STANDARD_VARIANT = {"bomrl": "bomrl-d1", "maml-trpo": "maml-trpo"}   # the run names of section 1
 METHODS = ("bomrl", "maml-trpo")
 
 
 def infos(root: Path, run_step: str, method: str, name: str, mean_action: bool = False) -> list[dict]:
-    """[{"seed", "meta_test"}] of the runs RUNSTEP-METHOD-sSEED under root with meta-test file `name`;
-    with mean_action, the mean-action returns stand in for the stochastic ones."""
+    """[{"seed", "meta_test"}] of the runs RUNSTEP-METHOD-sSEED under root with meta-test file `name`
+    (step "S": the standard protocol's runs ENV-METHOD[-d1]-sSEED in root/../../locomotion, ENV =
+    root's name); with mean_action, the mean-action returns stand in for the stochastic ones."""
     out = []
-    for run in sorted(root.glob(f"{run_step}-{method}-s*")):
+    runs = (root.parents[1] / "locomotion").glob(f"{root.name}-{STANDARD_VARIANT[method]}-s*") if run_step == "S" \
+        else root.glob(f"{run_step}-{method}-s*")
+    for run in sorted(runs):
         path = run / name
         if not path.exists():
             continue

@@ -137,6 +137,7 @@ def test_legacy_bomrl_run_keeps_the_solver_it_ran_with(tmp_path):
                                                  "algo_config": algo_config}))
     cfg, algo_cfg = load_run(run)
     assert (algo_cfg.inner_solver, algo_cfg.line_search, cfg.action_scale) == ("adam", "linear", 1.0)
+    assert algo_cfg.inner_steps == 50   # saved as inner_steps_adam, its name before 2026-12
     algo_config.update(inner_solver="sgd", line_search="surrogate")
     (run / "config.json").write_text(json.dumps({"train": {"env": "nav2d", "algo": "bomrl", "action_scale": 0.1},
                                                  "algo_config": algo_config}))

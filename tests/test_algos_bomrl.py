@@ -108,7 +108,7 @@ def test_bomrl_meta_gradient_matches_finite_differences():
 
 def test_bomrl_trpo_step_stays_in_trust_region():
     pre, post = batch(4), batch(5)
-    algo = BoMrl(BoMrlConfig(max_kl=1e-3, inner_steps_adam=20), POLICY)
+    algo = BoMrl(BoMrlConfig(max_kl=1e-3, inner_steps=20), POLICY)
     state = algo.init(jax.random.key(0))
     thetas, diag = algo._adapt_with_metrics(jax.tree.map(lambda x: jnp.broadcast_to(x, (T, *x.shape)), state.params), pre)
     assert float(jnp.mean(diag["inner/loss"])) < float(jnp.mean(diag["inner/loss_initial"]))
@@ -124,7 +124,7 @@ def test_meta_step_with_the_adaptations_pullbacks_equals_recomputing_them(hyperg
     # training keeps the adaptation's pullbacks (the solve runs once per iteration); the meta-step
     # computed from them equals the one that differentiates the adaptation again
     pre, post = batch(6), batch(7)
-    algo = BoMrl(BoMrlConfig(hypergradient=hypergradient, inner_solver="adam", inner_steps_adam=8), POLICY)
+    algo = BoMrl(BoMrlConfig(hypergradient=hypergradient, inner_solver="adam", inner_steps=8), POLICY)
     state = algo.init(jax.random.key(2))
     phi_t = jax.tree.map(lambda x: jnp.broadcast_to(x, (T, *x.shape)), state.params)
     thetas, _ = algo._adapt_with_metrics(phi_t, pre)

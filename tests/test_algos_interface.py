@@ -50,7 +50,7 @@ TASKS = np.array([[0.5], [-0.5]])
 # BO-MRL: implicit hypergradient here. On this 1-D point problem every TRPO backtrack along the
 # unrolled hypergradient exceeds the KL radius (measured; halfcheetah-vel and nav2d accept 100 % of
 # steps): an open question recorded in the BO-MRL issue, not an interface property.
-SMALL = {"bomrl": {"inner_steps_adam": 5, "hypergradient": "practical"}, "maml-trpo": {}, "promp": {}, "emaml": {}}
+SMALL = {"bomrl": {"inner_steps": 5, "hypergradient": "practical"}, "maml-trpo": {}, "promp": {}, "emaml": {}}
 
 
 POLICY = gaussian_mlp(2, 1, hidden=(8,), dtype=jnp.float64)

@@ -23,7 +23,7 @@ from bomrl.core.policies import gaussian_mlp
 
 T, E, H, D, A = 3, 4, 5, 3, 2
 POLICY = gaussian_mlp(D, A, hidden=(), dtype=jnp.float64)   # 10 parameters: CG (10 iterations) solves exactly
-REDUCED = dict(distance="d3", lam=5.0, surrogate="linear", inner_solver="sgd", inner_steps_adam=1,
+REDUCED = dict(distance="d3", lam=5.0, surrogate="linear", inner_solver="sgd", inner_steps=1,
                inner_lr=0.1, hypergradient="unrolled")
 
 
@@ -154,7 +154,7 @@ def test_end_to_end_reduced_bomrl_with_post_trust_region_trains_like_maml_trpo(t
     """Same seed, float64: BO-MRL reduced to MAML with MAML's trust region gives MAML-TRPO's
     (likelihood-ratio) training curve; with the paper's trust region it does not."""
     reduced = ["--algo", "bomrl", "--distance", "d3", "--lam", "5", "--set", "surrogate=linear", "inner_solver=sgd",
-               "inner_steps_adam=1", "inner_lr=0.1", "hypergradient=unrolled"]
+               "inner_steps=1", "inner_lr=0.1", "hypergradient=unrolled"]
     maml_rows = _train(tmp_path, "maml", ["--algo", "maml-trpo", "--set", "inner_objective=likelihood_ratio"])
     post_rows = _train(tmp_path, "post", [*reduced, "trust_region=post"])
     pre_rows = _train(tmp_path, "pre", [*reduced, "trust_region=pre"])
@@ -185,6 +185,5 @@ def test_the_one_step_preset_is_the_reduction_and_the_ladders_r1(tmp_path):
     assert preset.distance in ("euclid", "d3") and PRESETS["one-step"]["lam"] == REDUCED["lam"]
     script = (Path(__file__).parents[1] / "scripts" / "ladder.sh").read_text()
     words = shlex.split(re.search(r"mamlred=\(([^)]*)\)", script).group(1).replace("\n", " "))
-    flags = {"distance": words[words.index("--distance") + 1], "lam": float(words[words.index("--lam") + 1]),
-             "set": tuple(w for w in words[words.index("--set") + 1:] if "=" in w)}
-    assert algo_config(**flags) == preset
+    typed = (f"distance={words[words.index('--distance') + 1]}", f"lam={float(words[words.index('--lam') + 1])}")
+    assert algo_config(set=(*typed, *(w for w in words[words.index("--set") + 1:] if "=" in w))) == preset

@@ -13,13 +13,13 @@ from bomrl.cli import main
 SMALL = dict(env="nav2d", tasks=2, directions=3, episodes=5, horizon=30)
 
 
-PAPER = ("inner_solver=adam", "inner_steps_adam=50", "inner_lr=0.01", "hypergradient=practical")
+PAPER = ("inner_solver=adam", "inner_steps=50", "inner_lr=0.01", "hypergradient=practical")
 
 
 @pytest.mark.parametrize("settings", [
     (),                                                                 # the defaults (unrolled, 10 GD steps)
     PAPER[:3] + ("hypergradient=unrolled",),                            # preset "paper-unrolled"
-    ("distance=euclid", "lam=5", "inner_solver=sgd", "inner_lr=0.05", "inner_steps_adam=50",
+    ("distance=euclid", "lam=5", "inner_solver=sgd", "inner_lr=0.05", "inner_steps=50",
      "hypergradient=practical"),                                        # preset "convex-d3" (implicit)
 ])
 def test_hypergradient_is_the_derivative_of_the_adaptation(settings, capsys):

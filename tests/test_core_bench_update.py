@@ -48,7 +48,7 @@ def test_update_is_meta_gradient_then_meta_step():
     from bomrl.core.policies import gaussian_mlp
 
     policy = gaussian_mlp(3, 2, hidden=(8,), dtype=jax.numpy.float64)
-    algo = BoMrl(BoMrlConfig(inner_steps_adam=3), policy)
+    algo = BoMrl(BoMrlConfig(inner_steps=3), policy)
     phi = algo.init(jax.random.PRNGKey(0)).params
     rng = np.random.default_rng(0)
 

@@ -48,12 +48,12 @@ def test_committed_locomotion_tables_are_what_bomrl_plot_writes(tmp_path):
     from bomrl.workflow.plot import _write_tables, collect, find_runs
 
     for root, envs in (("locomotion", {"halfcheetah-dir", "halfcheetah-vel", "ant-dir"}),
-                       ("locomotion-h200", {"halfcheetah-dir"})):
+                       ("locomotion-h200", {"halfcheetah-dir"}), ("conventions", {"halfcheetah-vel"})):
         groups = collect(find_runs([str(ROOT / "results" / root)]))
         out = tmp_path / root
         out.mkdir()
         written = _write_tables(groups, sorted(groups), None, out)
-        assert set(written) == {"runs", *(f"pooled-{e}" for e in envs)}
+        assert set(written) == {"runs", "training", *(f"pooled-{e}" for e in envs)}
         for path in (out / "tables").iterdir():
             assert path.read_text() == (ROOT / "results" / root / "plots/tables" / path.name).read_text(), path
 
@@ -86,3 +86,21 @@ def test_committed_bomrl_sgd_tables_are_what_their_scripts_compute(tmp_path, mon
                                       "--table", str(tmp_path / "g.md")])
     runpy.run_path(str(ROOT / "scripts" / "adaptation_gain.py"), run_name="__main__")
     assert (tmp_path / "g.md").read_text() == (ROOT / "results/bomrl-sgd/adaptation_gain.md").read_text()
+
+
+def test_committed_paired_table_is_what_its_script_computes():
+    """REPRODUCTION §8's BO-MRL d3 − MAESN per-seed table: scripts/paired_table.py on the committed runs."""
+    paired = runpy.run_path(str(ROOT / "scripts" / "paired_table.py"))
+    loco = ROOT / "results" / "locomotion"
+    text = paired["table"]([loco / f"halfcheetah-dir-bomrl-d3-s{s}" for s in (0, 1)],
+                           [loco / f"halfcheetah-dir-maesn-s{s}" for s in (0, 1)], [1, 2, 3])
+    assert text == (loco / "tables" / "halfcheetah-dir-d3-minus-maesn.md").read_text()
+
+
+def test_committed_window_table_is_what_its_script_computes():
+    """BASELINES' armijo-vs-sgd training table: scripts/window_table.py on the committed metrics."""
+    window = runpy.run_path(str(ROOT / "scripts" / "window_table.py"))
+    runs = [("sgd", ROOT / "results/bomrl-sgd/halfcheetah-vel-bomrl-d1-s1"),
+            ("armijo", ROOT / "results/locomotion/halfcheetah-vel-bomrl-d1-s1")]
+    text = window["table"](runs, [(11, 20), (31, 40)])
+    assert text == (ROOT / "results/bomrl-sgd/armijo-vs-sgd-s1.md").read_text()

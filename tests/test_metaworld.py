@@ -18,7 +18,7 @@ import pytest
 from bomrl.core.policies import gaussian_mlp
 from bomrl.envs import make_sampler
 from bomrl.envs.families import FAMILIES, GymLoopStepper, TaskFamily, get_family
-from bomrl.envs.sampler import EpisodeStats
+from bomrl.envs.rollout import EpisodeStats
 from bomrl.errors import BomrlError, ConfigError
 
 

@@ -241,7 +241,7 @@ def test_released_settings_train_and_meta_test_end_to_end(tmp_path, capsys):
     q = ["advantage_estimator=centred-mc", "normalize_advantages=false", "continuation=4", "discount=0.995"]
     runs = {"maml": ["--algo", "maml-trpo", "--set", "inner_objective=h", *q],
             "bomrl": ["--algo", "bomrl", "--fixed-std", "--distance", "d1", "--lam", "5", "--set", "inner_solver=adam",
-                      "inner_steps_adam=50", "inner_lr=0.001", "inner_stop_distance=3", *q]}
+                      "inner_steps=50", "inner_lr=0.001", "inner_stop_distance=3", *q]}
     for name, args in runs.items():
         run = tmp_path / name
         assert main(["train", *tiny, *args, "--out", str(run)]) == 0
@@ -287,13 +287,13 @@ def test_released_presets_hold_the_scripts_values(tmp_path, capsys):
     from bomrl.cli import main
     from bomrl.workflow.config import TrainConfig, build_algo_config
 
-    b = build_algo_config(TrainConfig(env="ant-dir", algo="bomrl", preset="released", distance="d3"))
-    assert (b.lam, b.inner_solver, b.inner_steps_adam, b.inner_lr, b.inner_stop_distance) == (5.0, "adam", 50, 1e-3, 3.0)
+    b = build_algo_config(TrainConfig(env="ant-dir", algo="bomrl", preset="released", set=("distance=d3",)))
+    assert (b.lam, b.inner_solver, b.inner_steps, b.inner_lr, b.inner_stop_distance) == (5.0, "adam", 50, 1e-3, 3.0)
     assert (b.hypergradient, b.hyper_cg_iters, b.hyper_damping, b.max_kl, b.cg_damping) == ("practical", 10, 0.0, 0.03, 0.0)
     assert (b.discount, b.advantage_estimator, b.normalize_advantages, b.continuation) == (0.995, "centred-mc", False, 200)
     assert b.distance == "d3" and b.surrogate == "h" and b.trust_region == "pre"
     # the paper's per-env λ (0.4 for d2 on halfcheetah-vel) sits below the preset
-    assert build_algo_config(TrainConfig(env="halfcheetah-vel", algo="bomrl", preset="released", distance="d2")).lam == 5.0
+    assert build_algo_config(TrainConfig(env="halfcheetah-vel", algo="bomrl", preset="released", set=("distance=d2",))).lam == 5.0
     m = build_algo_config(TrainConfig(env="halfcheetah-dir", algo="maml-trpo", preset="released"))
     assert (m.inner_objective, m.inner_lr, m.max_kl, m.cg_damping, m.continuation) == ("h", 0.1, 3e-3, 0.0, 200)
     assert "released" in BoMrl.PRESETS and "released" in MamlTrpo.PRESETS and not EMaml.PRESETS
@@ -501,8 +501,8 @@ def test_plot_label_names_the_preset_then_what_differs_from_it():
     from bomrl.workflow.config import TrainConfig, build_algo_config
     from bomrl.workflow.plot import run_label
 
-    train = {"env": "halfcheetah-dir", "algo": "bomrl", "distance": "d1", "preset": "released"}
-    algo = dataclasses.asdict(build_algo_config(TrainConfig(env="halfcheetah-dir", algo="bomrl", distance="d1",
-                                                            preset="released", set=("continuation=5",))))
+    train = {"env": "halfcheetah-dir", "algo": "bomrl", "preset": "released"}
+    algo = dataclasses.asdict(build_algo_config(TrainConfig(env="halfcheetah-dir", algo="bomrl", preset="released",
+                                                            set=("distance=d1", "continuation=5"))))
     assert run_label(train, algo) == "BO-MRL d1 (preset released, continuation=5)"
     assert run_label({**train, "preset": None}, algo).startswith("BO-MRL d1 (advantage_estimator=centred-mc, ")

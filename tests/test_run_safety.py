@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,14 +243,86 @@ def test_flags_on_resume_are_checked_not_ignored(finished_run, tmp_path, capsys)
     assert [r["iteration"] for r in read_metrics(run / "metrics.csv")] == [1, 2, 3, 4, 5]
 
 
-def test_lam_on_resume_compares_with_what_the_run_uses(tmp_path, capsys):
+def test_algorithm_settings_on_resume_compare_with_what_the_run_uses(tmp_path, capsys):
     out = tmp_path / "b"
     base = ["train", *tiny(algo="bomrl"), "--iterations", "1"]
-    assert main([*base, "--set", "inner_steps_adam=1", "--out", str(out)]) == 0
+    assert main([*base, "--set", "inner_steps=1", "--out", str(out)]) == 0
     assert main(["train", "--resume", str(out), "--lam", "0.5", "--iterations", "2"]) == 0   # the default it uses
+    assert main(["train", "--resume", str(out), "--distance", "kl", "--set", "inner_steps=1",
+                 "--iterations", "3"]) == 0                                         # d1 by another name
     capsys.readouterr()
-    assert main(["train", "--resume", str(out), "--lam", "0.7", "--iterations", "3"]) == 2
-    assert "the run was started with 0.5" in _one_error_line(capsys)
+    assert main(["train", "--resume", str(out), "--lam", "0.7", "--iterations", "4"]) == 2
+    assert "--lam=0.7 is invalid with --resume: the run was started with 0.5" in _one_error_line(capsys)
+    assert main(["train", "--resume", str(out), "--set", "max_kl=0.5", "--iterations", "4"]) == 2
+    assert "--max-kl=0.5 is invalid with --resume: the run was started with 0.01" in _one_error_line(capsys)
+    assert [r["iteration"] for r in read_metrics(out / "metrics.csv")] == [1, 2, 3]
+
+
+def test_runs_saved_with_lam_and_distance_among_the_train_settings_resume(tmp_path, capsys):
+    """Versions before 2026-12 kept BO-MRL's lam and distance among the train settings (null when
+    not given) as well as in algo_config: such runs resume and meta-test as they ran."""
+    out = tmp_path / "old"
+    assert main(["train", *tiny(algo="bomrl"), "--iterations", "1", "--set", "inner_steps=1", "--lam", "0.7",
+                 "--distance", "rkl", "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert "lam" not in saved["train"] and saved["algo_config"]["lam"] == 0.7
+    saved["train"].update(lam=0.7, distance="rkl")
+    (out / "config.json").write_text(json.dumps(saved))
+    assert main(["train", "--resume", str(out), "--lam", "0.7", "--iterations", "2"]) == 0
+    assert main(["meta-test", str(out), "--tasks", "2", "--adapt-steps", "1", "--out", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["distance"] == "rkl"
+    other = tmp_path / "maml"
+    assert main(["train", *tiny(), "--iterations", "1", "--out", str(other)]) == 0
+    saved = json.loads((other / "config.json").read_text())
+    saved["train"].update(lam=None, distance=None)
+    (other / "config.json").write_text(json.dumps(saved))
+    assert main(["train", "--resume", str(other), "--iterations", "2"]) == 0
+    capsys.readouterr()
+
+
+def test_a_renamed_setting_is_read_by_its_former_name(tmp_path, capsys):
+    """BO-MRL's inner_steps was inner_steps_adam: --set, config files and saved runs (config.json and
+    the settings each checkpoint records) still use the old name; naming both is an error."""
+    from bomrl.workflow.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+
+    out = tmp_path / "r"
+    assert main(["train", *tiny(algo="bomrl"), "--iterations", "1", "--set", "inner_steps_adam=2",
+                 "--out", str(out)]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["algo_config"]["inner_steps"] == 2 and "inner_steps_adam" not in saved["algo_config"]
+    saved["algo_config"]["inner_steps_adam"] = saved["algo_config"].pop("inner_steps")   # as saved before
+    (out / "config.json").write_text(json.dumps(saved))
+    (_, path), = list_checkpoints(out)
+    ckpt = load_checkpoint(path)
+    settings = dict(ckpt.meta["settings"])
+    settings["algo_config.inner_steps_adam"] = settings.pop("algo_config.inner_steps")
+    save_checkpoint(out, ckpt.iteration, ckpt.leaves, {**ckpt.meta, "settings": {**settings,
+                                                                                  "algo_config.inner_steps_adam": 3}})
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--iterations", "2"]) == 2   # the checkpoint ran 3, config says 2
+    assert "inner_steps=3 but the run's config now says 2" in _one_error_line(capsys)
+    save_checkpoint(out, ckpt.iteration, ckpt.leaves, {**ckpt.meta, "settings": settings})
+    assert main(["train", "--resume", str(out), "--set", "inner_steps_adam=2", "--iterations", "2"]) == 0
+    assert json.loads((out / "config.json").read_text())["algo_config"]["inner_steps"] == 2
+    assert main(["train", *tiny(algo="bomrl"), "--set", "inner_steps_adam=2", "inner_steps=3",
+                 "--out", str(tmp_path / "both")]) == 2
+    assert "inner_steps_adam and inner_steps name the same setting" in _one_error_line(capsys)
+
+
+def test_every_committed_run_loads_with_the_settings_it_ran_with():
+    """Each config.json under results/ (written by the versions that produced the docs' tables)
+    loads; an algorithm setting its train table holds equals the one the run is rebuilt with."""
+    from bomrl.workflow.run import load_run
+
+    paths = sorted((Path(__file__).parents[1] / "results").rglob("config.json"))
+    assert len(paths) >= 100
+    for path in paths:
+        saved = json.loads(path.read_text())
+        cfg, algo_cfg = load_run(path.parent)
+        assert cfg.env == saved["train"]["env"] and cfg.algo == saved["train"]["algo"], path
+        for name, value in saved["train"].items():
+            if hasattr(algo_cfg, name) and value is not None and not hasattr(cfg, name):
+                assert getattr(algo_cfg, name) == value, (path, name)
 
 
 @pytest.mark.parametrize("argv,expect", [
@@ -275,7 +348,7 @@ def test_messages_name_the_source(tmp_path, capsys, monkeypatch):
     toml = tmp_path / "c.toml"
     toml.write_text('lam = nan\nalgo = "bomrl"\n')
     assert main(["train", "--config", str(toml)]) == 2
-    assert f"lam = nan (in {toml}) is invalid" in _one_error_line(capsys)
+    assert f"in {toml}: lam=nan is invalid" in _one_error_line(capsys)
     yaml = tmp_path / "c.yaml"
     yaml.write_text("x: 1\n")
     assert main(["train", "--config", str(yaml)]) == 2
@@ -284,7 +357,7 @@ def test_messages_name_the_source(tmp_path, capsys, monkeypatch):
     algo = tmp_path / "a.json"
     algo.write_text('{"algo_config": {"max_kl": "big"}}')
     assert main(["train", "--config", str(algo)]) == 2
-    assert f"algo_config (in {algo}): max_kl='big' is invalid: must be a number" in _one_error_line(capsys)
+    assert f"in {algo}: max_kl='big' is invalid: must be a number" in _one_error_line(capsys)
     assert main(["train", *tiny(), "--set", "ls_steps=1.5"]) == 2
     assert "must be an integer" in _one_error_line(capsys)
     monkeypatch.chdir(tmp_path)

@@ -25,16 +25,16 @@ def _one_line_error(capsys, argv, *fragments):
     (["--tasks", "0"], ["--tasks=0", ">= 1"]),
     (["--iterations", "-3"], ["--iterations=-3"]),
     (["--env", "moon-walk"], ["moon-walk", "halfcheetah-vel"]),
-    (["--algo", "maml-trpo", "--distance", "rkl"], ["--distance='rkl'", "BO-MRL only"]),
-    (["--lam", "-1"], ["--lam=-1.0", "> 0"]),
-    (["--set", "inner_steps_adam=many"], ["inner_steps_adam", "int"]),
-    (["--set", "nonsense=1"], ["nonsense", "inner_steps_adam"]),
+    (["--algo", "maml-trpo", "--distance", "rkl"], ["--distance", "nor a setting of --algo maml-trpo"]),
+    (["--lam", "-1"], ["lam=-1.0", "> 0"]),
+    (["--set", "inner_steps=many"], ["inner_steps", "int"]),
+    (["--set", "nonsense=1"], ["nonsense", "inner_steps"]),
     (["--set", "max_kl=-1"], ["max_kl=-1.0"]),
     (["--ray-address", "10.0.0.1:6379"], ["--ray-address", "--sampler ray"]),
     (["--checkpoint-every", "0"], ["--checkpoint-every=0"]),
-    (["--distance", "hellinger"], ["--distance='hellinger'", "d1, d2, d3, kl, rkl, euclid"]),
+    (["--distance", "hellinger"], ["distance='hellinger'", "d1, d2, d3, kl, rkl, euclid"]),
     (["--algo", "reptile"], ["--algo='reptile'", "bomrl, maml-trpo, promp, emaml"]),
-    (["--lam", "inf"], ["--lam=inf", "finite"]),
+    (["--lam", "inf"], ["lam=inf", "finite"]),
     (["--plugins", "no_such_plugin_xyz"], ["no_such_plugin_xyz", "is not found"]),
 ])
 def test_invalid_values_are_one_line_errors_before_any_work(capsys, tmp_path, argv, fragments):
@@ -53,15 +53,15 @@ def test_bad_choice_on_command_line_is_one_line(capsys, tmp_path):
 
 def test_config_file_then_flags_precedence(tmp_path):
     toml = tmp_path / "c.toml"
-    toml.write_text('env = "halfcheetah-dir"\ntasks = 7\nseed = 3\nset = ["inner_steps_adam=11"]\n'
+    toml.write_text('env = "halfcheetah-dir"\ntasks = 7\nseed = 3\nset = ["inner_steps=11"]\n'
                     '[algo_config]\nmax_kl = 0.002\n')
     cfg, extra, run_dir, resuming = resolve_train_config(
         TrainConfig(config=toml, tasks=5, set=("lam=0.3",), out=tmp_path / "o"))
     assert (cfg.env, cfg.tasks, cfg.seed, cfg.episodes) == ("halfcheetah-dir", 5, 3, 20)
-    assert cfg.set == ("inner_steps_adam=11", "lam=0.3") and extra == {"max_kl": 0.002}
+    assert cfg.set == ("inner_steps=11", "lam=0.3") and extra == {"max_kl": 0.002}
     assert run_dir == tmp_path / "o" and not resuming
     algo = build_algo_config(cfg, extra)
-    assert (algo.inner_steps_adam, algo.lam, algo.max_kl, algo.distance) == (11, 0.3, 0.002, "d1")
+    assert (algo.inner_steps, algo.lam, algo.max_kl, algo.distance) == (11, 0.3, 0.002, "d1")
 
     js = tmp_path / "c.json"
     js.write_text(json.dumps({"algo": "promp", "episodes": 4}))
@@ -71,14 +71,15 @@ def test_config_file_then_flags_precedence(tmp_path):
 
 
 def test_paper_lambda_defaults():
-    def lam(**kw):
-        cfg, extra, _, _ = resolve_train_config(TrainConfig(**kw))
+    def lam(*argv):
+        _, cfg = parse(["train", *argv])
+        cfg, extra, _, _ = resolve_train_config(cfg)
         return build_algo_config(cfg, extra).lam
 
-    assert lam(env="halfcheetah-vel", distance="rkl") == 0.4
-    assert lam(env="halfcheetah-vel", distance="kl") == 0.5
-    assert lam(env="halfcheetah-dir", distance="rkl") == 0.5
-    assert lam(env="halfcheetah-vel", distance="rkl", lam=0.7) == 0.7
+    assert lam("--env", "halfcheetah-vel", "--distance", "rkl") == 0.4
+    assert lam("--env", "halfcheetah-vel", "--distance", "kl") == 0.5
+    assert lam("--env", "halfcheetah-dir", "--distance", "rkl") == 0.5
+    assert lam("--env", "halfcheetah-vel", "--distance", "rkl", "--lam", "0.7") == 0.7
 
 
 def _lam_and_steps(tmp_path, file_text=None, **flags):
@@ -87,39 +88,37 @@ def _lam_and_steps(tmp_path, file_text=None, **flags):
         flags["config"] = tmp_path / "c.toml"
     cfg, extra, _, _ = resolve_train_config(TrainConfig(out=tmp_path / "o", **flags))
     algo = build_algo_config(cfg, extra)
-    return algo.lam, algo.inner_steps_adam
+    return algo.lam, algo.inner_steps
 
 
 @pytest.mark.parametrize("file_text", [
     None,
-    "lam = 0.11\n",                                  # the file's flag-style field
+    "lam = 0.11\n",                                  # the setting at the file's top level
     "[algo_config]\nlam = 0.12\n",                  # the file's algo_config table
     'set = ["lam=0.13"]\n',                          # the file's set list
 ])
-def test_precedence_flag_over_set_over_file_over_preset_over_default(tmp_path, file_text):
-    """One rule: flag > --set > --config file > preset > per-env default > dataclass default."""
+def test_precedence_set_over_file_over_preset_over_default(tmp_path, file_text):
+    """One rule: --set (and the typed flags) > --config file > preset > per-env default > dataclass default."""
     file_lam = {None: None, "lam = 0.11\n": 0.11, "[algo_config]\nlam = 0.12\n": 0.12,
                 'set = ["lam=0.13"]\n': 0.13}[file_text]
     below_file = 5.0   # preset convex-d3 sets λ = 5 (and 50 steps)
     # preset > per-env default (d2 on halfcheetah-vel: 0.4) > dataclass default (0.5)
     assert _lam_and_steps(tmp_path, env="halfcheetah-dir") == (0.5, 10)
-    assert _lam_and_steps(tmp_path, env="halfcheetah-vel", distance="rkl") == (0.4, 10)
+    assert _lam_and_steps(tmp_path, env="halfcheetah-vel", set=("distance=rkl",)) == (0.4, 10)
     assert _lam_and_steps(tmp_path, env="halfcheetah-vel", preset="convex-d3") == (below_file, 50)
     # file > preset
     expect = file_lam if file_lam is not None else below_file
     assert _lam_and_steps(tmp_path, file_text, preset="convex-d3") == (expect, 50)
     # --set > file (> preset); the file's other settings survive
     assert _lam_and_steps(tmp_path, file_text, preset="convex-d3", set=("lam=0.2",)) == (0.2, 50)
-    # flag > --set > file
-    assert _lam_and_steps(tmp_path, file_text, preset="convex-d3", set=("lam=0.2",), lam=0.3) == (0.3, 50)
-    assert _lam_and_steps(tmp_path, file_text, lam=0.3) == (0.3, 10)
+    assert _lam_and_steps(tmp_path, file_text, set=("lam=0.3",)) == (0.3, 10)
     # another setting through the same layers: --set beats the file's set list and the preset
-    assert _lam_and_steps(tmp_path, 'set = ["inner_steps_adam=7"]\n', preset="convex-d3")[1] == 7
-    assert _lam_and_steps(tmp_path, 'set = ["inner_steps_adam=7"]\n', preset="convex-d3",
-                          set=("inner_steps_adam=3",))[1] == 3
+    assert _lam_and_steps(tmp_path, 'set = ["inner_steps=7"]\n', preset="convex-d3")[1] == 7
+    assert _lam_and_steps(tmp_path, 'set = ["inner_steps=7"]\n', preset="convex-d3",
+                          set=("inner_steps=3",))[1] == 3
 
 
-def test_distance_flag_beats_set_and_file(tmp_path):
+def test_distance_set_beats_file_and_preset(tmp_path):
     def distance(file_text=None, **flags):
         if file_text is not None:
             (tmp_path / "c.toml").write_text(file_text)
@@ -130,16 +129,25 @@ def test_distance_flag_beats_set_and_file(tmp_path):
     assert distance() == "d1"
     assert distance('distance = "rkl"\n') == "rkl"
     assert distance('distance = "rkl"\n', set=("distance=euclid",)) == "euclid"
-    assert distance('distance = "rkl"\n', set=("distance=euclid",), distance="d2") == "d2"
     assert distance(preset="convex-d3") == "euclid"
-    assert distance(preset="convex-d3", distance="kl") == "kl"
+    assert distance(preset="convex-d3", set=("distance=kl",)) == "kl"
 
 
-def test_cli_flag_beats_set_end_to_end(tmp_path):
-    """Through the real parser: `--set lam=0.2 --lam 0.7` trains with λ = 0.7 (docs/WORKFLOW.md)."""
-    run_fn, cfg = parse(["train", "--set", "lam=0.2", "--lam", "0.7", "--out", str(tmp_path / "o")])
+def test_typed_flag_is_its_set_entry_end_to_end(tmp_path):
+    """Through the real parser: `--lam 0.7` is `--set lam=0.7`, above a file's value; naming λ both
+    ways is an error (docs/WORKFLOW.md)."""
+    from bomrl.errors import ConfigError
+
+    (tmp_path / "c.toml").write_text("lam = 0.2\n")
+    run_fn, cfg = parse(["train", "--config", str(tmp_path / "c.toml"), "--lam", "0.7", "--out", str(tmp_path / "o")])
+    assert cfg.set == ("lam=0.7",)
     cfg, extra, _, _ = resolve_train_config(cfg)
     assert build_algo_config(cfg, extra).lam == 0.7
+    with pytest.raises(ConfigError, match="give it once"):
+        parse(["train", "--set", "lam=0.2", "--lam", "0.7"])
+    (tmp_path / "d.toml").write_text("lam = 0.2\n[algo_config]\nlam = 0.3\n")   # and in one file
+    with pytest.raises(ConfigError, match="given once"):
+        resolve_train_config(TrainConfig(config=tmp_path / "d.toml"))
 
 
 @pytest.mark.parametrize("text, suffix, fragment", [
@@ -225,10 +233,10 @@ def test_plot_labels_name_non_default_settings():
         algo = dataclasses.asdict(build_algo_config(argv_cfg))
         return run_label(dataclasses.asdict(argv_cfg), algo)
 
-    base = dict(env="halfcheetah-vel", algo="bomrl", distance="rkl")
-    assert label(TrainConfig(**base)) == "BO-MRL d2"                       # λ = 0.4 is this env's default
-    assert label(TrainConfig(**base, set=("max_kl=0.02",))) == "BO-MRL d2 (max_kl=0.02)"
-    assert label(TrainConfig(**base, lam=0.5)) == "BO-MRL d2 (lam=0.5)"
+    base = dict(env="halfcheetah-vel", algo="bomrl")
+    assert label(TrainConfig(**base, set=("distance=rkl",))) == "BO-MRL d2"   # λ = 0.4 is this env's default
+    assert label(TrainConfig(**base, set=("distance=rkl", "max_kl=0.02"))) == "BO-MRL d2 (max_kl=0.02)"
+    assert label(TrainConfig(**base, set=("distance=rkl", "lam=0.5"))) == "BO-MRL d2 (lam=0.5)"
     assert label(TrainConfig(env="halfcheetah-dir", algo="maml-trpo")) == "MAML-TRPO"
     assert label(TrainConfig(env="halfcheetah-dir", algo="promp", set=("inner_lr=0.05",))) == "ProMP (inner_lr=0.05)"
 
@@ -302,7 +310,7 @@ def test_algorithm_flags_are_typed_and_become_set_entries(tmp_path):
     with pytest.raises(SystemExit) as exc:     # a bad type or choice: tyro's one-line error
         parse(["train", "--algo", "bomrl", "--hypergradient", "implicit"])
     assert exc.value.code == 2
-    with pytest.raises(SystemExit):             # another algorithm's setting is no flag of this one
+    with pytest.raises(ConfigError, match="--hypergradient is neither"):   # another algorithm's setting
         parse(["train", "--algo", "maml-trpo", "--hypergradient", "practical"])
     with pytest.raises(ConfigError, match="give it once"):
         parse(["train", "--algo", "bomrl", "--inner-lr", "0.1", "--set", "inner_lr=0.2"])

@@ -77,14 +77,14 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
 
 def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
-    assert main(["train", *TINY, "--algo", "bomrl", "--distance", "rkl", "--set", "inner_steps_adam=5",
+    assert main(["train", *TINY, "--algo", "bomrl", "--distance", "rkl", "--set", "inner_steps=5",
                  "--iterations", "3", "--checkpoint-every", "1", "--out", str(run)]) == 0
     assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.csv", "tb", "ckpt-000002.bomrl",
                                                "ckpt-000003.bomrl"}
     assert os.listdir(run / "tb")
     saved = json.loads((run / "config.json").read_text())
     assert saved["algo_config"]["distance"] == "rkl" and saved["algo_config"]["lam"] == 0.4
-    assert saved["algo_config"]["inner_steps_adam"] == 5 and saved["train"]["horizon"] == 10
+    assert saved["algo_config"]["inner_steps"] == 5 and saved["train"]["horizon"] == 10
     first = _rows(run / "metrics.csv")
     assert list(first[0])[:4] == ["iteration", "pre_return", "post_return", "env_steps"]
     assert [float(r["env_steps"]) for r in first] == [80.0, 160.0, 240.0]
@@ -125,7 +125,7 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     for name in ("fig2_adaptation.png", "fig5_training.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = (plots / "summary.md").read_text()
-    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 | 3 | 3 |" in summary
+    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps=5) | 1 | 3 | 3 |" in summary
     assert "Left out" not in summary
     # a meta-test of an earlier iteration than the training is stale: named, and kept out of the table
     mt = json.loads(out.read_text())
@@ -133,13 +133,13 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     assert main(["plot", str(run), "--out", str(plots)]) == 0
     summary = (plots / "summary.md").read_text()
     assert "- run: meta-tested at iteration 2, trained to 3" in summary
-    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 |" not in summary
+    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps=5) | 1 |" not in summary
     # a run with no meta-test at all is named as still training, and kept out of the table too
     (run / "meta_test.json").unlink()
     assert main(["plot", str(run), "--out", str(plots)]) == 0
     summary = (plots / "summary.md").read_text()
     assert "- run: no meta-test yet, trained to 3" in summary and "Left out" not in summary
-    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps_adam=5) | 1 |" not in summary
+    assert "| halfcheetah-vel | BO-MRL d2 (inner_steps=5) | 1 |" not in summary
     (run / "meta_test.json").write_text(out.read_text())
     capsys.readouterr()
     assert main(["plot", str(run), "--out", str(plots), "--reference", "Nope"]) == 2
@@ -155,11 +155,11 @@ def test_train_corrupt_resume_meta_test_plot(tmp_path, capsys, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     mine = tmp_path / "mine"
     assert main(["train", *TINY, "--algo", "bomrl", "--plugins", "wf_plugin_rkl", "--distance", "my-rkl",
-                 "--lam", "0.4", "--set", "inner_steps_adam=5", "--iterations", "3", "--out", str(mine)]) == 0
+                 "--lam", "0.4", "--set", "inner_steps=5", "--iterations", "3", "--out", str(mine)]) == 0
     assert _rows(mine / "metrics.csv") == first
     # config.json records the real name; the run resumes and meta-tests with the user distance
     saved = json.loads((mine / "config.json").read_text())
-    assert saved["algo_config"]["distance"] == "my-rkl" and saved["train"]["distance"] == "my-rkl"
+    assert saved["algo_config"]["distance"] == "my-rkl" and "distance" not in saved["train"]
     for r in (run, mine):
         assert main(["train", "--resume", str(r), "--iterations", "4", "--no-progress"]) == 0
     assert _rows(mine / "metrics.csv") == _rows(run / "metrics.csv")

@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-ALGORITHM_COMMANDS = ("train", "bench iteration")   # configs with `algo` and `set`: algorithm flags
+ALGORITHM_COMMANDS = ("train", "bench iteration", "bench learning")   # configs with `algo` and `set`: algorithm flags
 
 
 def _resolve(ref: str):
@@ -132,6 +132,13 @@ def parse(argv: list[str]):
         # the algorithm's flags cost an import of the algorithms (JAX): only when they can matter
         if (_algo_arg(argv) is not None) if wants_help else bool(given - own):
             configs[command], algo_fields = with_algorithm_flags(configs[command], argv)
+            unknown = sorted(given - own - set(algo_fields))
+            if unknown and not wants_help:
+                from bomrl.errors import ConfigError
+
+                algo = _algo_arg(argv) or config_class(command).algo
+                raise ConfigError(f"--{unknown[0].replace('_', '-')} is neither an option of `bomrl {command}` nor "
+                                  f"a setting of --algo {algo} (`bomrl {command} --algo {algo} --help` lists both)")
     try:
         if wants_help:
             cfg = tyro.extras.subcommand_cli_from_dict(configs, args=argv, prog="bomrl")

@@ -100,6 +100,15 @@ class MetaAlgorithm:
 
     name = "base"
     label: str | None = None   # display name in plots and tables (default: the registered name)
+    # settings that name a variant of the algorithm: shown after `label` in plots and tables, in
+    # default run directory names and meta-test outputs (BO-MRL: its distance)
+    VARIANT: tuple[str, ...] = ()
+
+    @classmethod
+    def variant_label(cls, settings) -> str:
+        """The variant's short name from a mapping of settings (a saved algo_config or asdict of a
+        config); "" when the algorithm has no VARIANT settings."""
+        return " ".join(str(settings[n]) for n in cls.VARIANT if settings.get(n) is not None)
 
     def __init__(self, config, policy: Policy):
         self.config = config
@@ -118,11 +127,11 @@ class MetaAlgorithm:
         reset seeds of the iteration's calls stay distinct."""
         timer = PhaseTimer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
-        keys = jax.random.split(key, self.inner_steps + 2)
+        keys = jax.random.split(key, self.adapt_rounds + 2)
         params_t = broadcast_tasks(state.params, num_tasks)
         inner_datas, returns, env_steps, inner_metrics = [], [], 0, {}
         pre_stats, post_stats = {}, {}
-        for j in range(self.inner_steps):
+        for j in range(self.adapt_rounds):
             data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer,
                                         stats_out=pre_stats if j == 0 else None)
             inner_datas.append(data)
@@ -229,7 +238,9 @@ class MetaAlgorithm:
 
     # ---- hooks ------------------------------------------------------------------------------
     @property
-    def inner_steps(self) -> int:
+    def adapt_rounds(self) -> int:
+        """Sampling rounds of one training adaptation, each on data sampled with the policy of the
+        round before (the MAML family: its config's inner_steps, one policy-gradient step per round)."""
         return getattr(self.config, "inner_steps", 1)
 
     def _init_opt_state(self, params):

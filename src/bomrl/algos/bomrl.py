@@ -58,9 +58,10 @@ class BoMrlConfig(TRPOSettings, QSettings, AdvantageSettings):
     (default: gradient descent, each step halved until the inner loss decreases enough; it cannot
     diverge when the loss's curvature outgrows 2/inner_lr, which fixed-step sgd did on seed 1,
     docs/BASELINES.md) or newton (Newton-CG with backtracking)"""
-    inner_steps_adam: int = 10
-    """steps of the within-task solve (paper App. B: 50 Adam steps; default 10 gradient steps, measured
-    to generalise better to fresh data, docs/BASELINES.md "BO-MRL's adaptation")"""
+    inner_steps: int = 10
+    """steps of the within-task solve, any solver (paper App. B: 50 Adam steps; default 10 gradient
+    steps, measured to generalise better to fresh data, docs/BASELINES.md "BO-MRL's adaptation";
+    named inner_steps_adam before 2026-12, a name still read)"""
     inner_lr: float = 0.1
     """step size of the within-task solve (adam/sgd; armijo: the first step tried; not stated in the
     paper; measured choice: 0.1, the MAML family's inner step size; the paper preset uses Adam at 0.01)"""
@@ -93,17 +94,22 @@ class BoMrlConfig(TRPOSettings, QSettings, AdvantageSettings):
     surrogate on the post-update data, re-solving the adaptation on the stored B_τ (as the MAML
     family does); "linear" = KL only, improvement by the linear model gᵀΔ (the paper's Algorithm 2)"""
 
+    # former names of settings, still read from --set, config files and saved runs
+    RENAMED = {"inner_steps_adam": "inner_steps"}
+    # settings added after runs were saved: a saved algo_config without one ran with this value
+    SAVED_DEFAULTS = {"inner_solver": "adam", "line_search": "linear"}
+
     @property
     def solver_kwargs(self) -> dict:
         """The within-task solve's settings, as `solve_inner` and `adapt` take them."""
-        return {"steps": self.inner_steps_adam, "solver": self.inner_solver, "learning_rate": self.inner_lr,
+        return {"steps": self.inner_steps, "solver": self.inner_solver, "learning_rate": self.inner_lr,
                 "backtrack": self.inner_backtrack, "stop_distance": self.inner_stop_distance or None}
 
     def __post_init__(self):
         check_literals(self)   # the choices of every Literal field, before the checks that combine them
         check_positive("lam", self.lam)
         check(self.distance in DISTANCES, "distance", self.distance, "one of " + ", ".join(distance_names()))
-        check_int("inner_steps_adam", self.inner_steps_adam, 1, MAX_COUNT)
+        check_int("inner_steps", self.inner_steps, 1, MAX_COUNT)
         check_positive("inner_lr", self.inner_lr)
         check_int("inner_backtrack", self.inner_backtrack, 0, 60)
         check_nonnegative("inner_stop_distance", self.inner_stop_distance)
@@ -129,31 +135,31 @@ def env_defaults(env: str, settings: dict) -> dict:
 
 
 # Named presets (`bomrl train --preset NAME`). Precedence, lowest first: field default <
-# env_defaults < preset < --config file < --set < flags (--lam, --distance).
+# env_defaults < preset < --config file < --set and the typed flags (--lam, --distance).
 PRESETS = {
     # the paper's Appendix B: 50 Adam steps (step size ours: 0.01), implicit eq. (8) hypergradient by CG
-    "paper": {"inner_solver": "adam", "inner_steps_adam": 50, "inner_lr": 0.01, "hypergradient": "practical",
+    "paper": {"inner_solver": "adam", "inner_steps": 50, "inner_lr": 0.01, "hypergradient": "practical",
               "max_kl": 1e-3, "line_search": "linear"},
     # the paper's solver (50 Adam steps) with the exact derivative and the surrogate line search
-    "paper-unrolled": {"inner_solver": "adam", "inner_steps_adam": 50, "inner_lr": 0.01,
+    "paper-unrolled": {"inner_solver": "adam", "inner_steps": 50, "inner_lr": 0.01,
                        "hypergradient": "unrolled", "line_search": "surrogate", "max_kl": 1e-3},
     # a strongly convex inner problem solved to optimality, where the implicit derivative is exact:
     # d3 with λ = 5 (first-order solution = MAML's step with α = 1/(2λ) = 0.1), 50 gradient steps
     "convex-d3": {"distance": "euclid", "lam": 5.0, "inner_solver": "sgd", "inner_lr": 0.05,
-                  "inner_steps_adam": 50, "hypergradient": "practical", "line_search": "linear"},
+                  "inner_steps": 50, "hypergradient": "practical", "line_search": "linear"},
     # the best BO-MRL under the standard protocol (docs/REPRODUCTION.md, "Where BO-MRL loses to
     # MAML, and why"): the within-task algorithm is MAML's one policy-gradient step (d3, λ 5, linear
     # surrogate, one step of 0.1: θ' equals MAML's), differentiated exactly, with the paper's
     # meta-step (TRPO bounding KL(π_φ_old ‖ π_φ) on the pre-update states)
     "one-step": {"distance": "euclid", "lam": 5.0, "surrogate": "linear", "inner_solver": "sgd",
-                 "inner_steps_adam": 1, "inner_lr": 0.1, "hypergradient": "unrolled"},
+                 "inner_steps": 1, "inner_lr": 0.1, "hypergradient": "unrolled"},
     # the paper's released Ant-dir trainer (36902121699, solver 58686367566; docs/REPRODUCTION.md,
     # "Under the released scripts' protocol"): λ 5 on L/λ + D (the same minimiser as L + λD), 50
     # Adam steps at 1e-3 stopped at a distance of 3, implicit hypergradient by 10 undamped CG
     # iterations, TRPO δ 3e-2 undamped with 10 halvings, γ 0.995, Monte-Carlo Q centred per task and
     # extended by a 200-step continuation (train with --horizon 400 for 200-step episodes). Pick
     # the distance with --distance; the run settings (tasks, episodes, hidden) are flags
-    "released": {**RELEASED_Q, "lam": 5.0, "surrogate": "h", "inner_solver": "adam", "inner_steps_adam": 50,
+    "released": {**RELEASED_Q, "lam": 5.0, "surrogate": "h", "inner_solver": "adam", "inner_steps": 50,
                  "inner_lr": 1e-3, "inner_stop_distance": 3.0, "hypergradient": "practical",
                  "hyper_cg_iters": 10, "hyper_damping": 0.0, "max_kl": 0.03, "cg_damping": 0.0,
                  "ls_steps": 10, "ls_ratio": 0.5, "line_search": "linear", "trust_region": "pre"},
@@ -191,7 +197,14 @@ class BoMrl(MetaAlgorithm):
     Config = BoMrlConfig
     PRESETS = PRESETS
     env_defaults = staticmethod(env_defaults)
+    VARIANT = ("distance",)
     _warned = False
+
+    @classmethod
+    def variant_label(cls, settings) -> str:
+        """d1/d2/d3 for the built-in distances under any of their names (kl -> d1), else the name."""
+        name = settings.get("distance", BoMrlConfig.distance)
+        return DISTANCES.canonical(name) if name in DISTANCES else str(name)
 
     def __init__(self, config: BoMrlConfig, policy):
         super().__init__(config, policy)
@@ -204,7 +217,7 @@ class BoMrl(MetaAlgorithm):
         self._pending = None   # (θ'_T, pullbacks) of the last training adaptation, for the next meta-step
 
     @property
-    def inner_steps(self) -> int:
+    def adapt_rounds(self) -> int:
         return 1   # one-time adaptation: one batch, solved to optimality
 
     @property

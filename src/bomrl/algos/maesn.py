@@ -251,7 +251,7 @@ class Maesn(MetaAlgorithm):
         self._update_jit = jax.jit(self._update)
 
     @property
-    def inner_steps(self) -> int:
+    def adapt_rounds(self) -> int:
         return 1
 
     # ---- state ------------------------------------------------------------------------------------

@@ -346,7 +346,7 @@ class Mgrl(MetaAlgorithm):
         self._runner = None
 
     @property
-    def inner_steps(self) -> int:
+    def adapt_rounds(self) -> int:
         return 0
 
     def _dtype(self):

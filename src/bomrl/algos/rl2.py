@@ -164,7 +164,7 @@ class RL2(MetaAlgorithm):
         self._update_jit = jax.jit(self._update, static_argnums=(4,))
 
     @property
-    def inner_steps(self) -> int:
+    def adapt_rounds(self) -> int:
         return 0
 
     def _init_opt_state(self, params):

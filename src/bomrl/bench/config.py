@@ -77,7 +77,7 @@ class BenchIterationConfig:
     """If > 0: before the first and after the last iteration (untimed), the mean return after
     0..eval_steps adaptations (each on fresh data) on one fixed set of T held-out tasks."""
     set: tuple[str, ...] = ()
-    """Algorithm config overrides NAME=VALUE, e.g. --set inner_steps_adam=20 lam=0.4."""
+    """Algorithm config overrides NAME=VALUE, e.g. --set inner_steps=20 lam=0.4."""
     plugins: tuple[str, ...] = ()
     """Modules to import first (they register task families, distances or algorithms), as
     `bomrl train --plugins`."""
@@ -101,7 +101,7 @@ class BenchUpdateConfig:
     preset: Optional[str] = None
     """BO-MRL preset (e.g. paper), as `bomrl train --preset`."""
     set: tuple[str, ...] = ()
-    """BO-MRL settings NAME=VALUE, as `bomrl train --set` (e.g. --set inner_steps_adam=50)."""
+    """BO-MRL settings NAME=VALUE, as `bomrl train --set` (e.g. --set inner_steps=50)."""
     repeats: int = 3
     """Timed repetitions of each phase after the warm-up (the median is reported)."""
     workers: int = 0
@@ -134,10 +134,9 @@ class BenchLearningConfig:
     """Steps per episode (default the family's)."""
     action_scale: Optional[float] = None
     """Policy action scale (default the family's: 10 for locomotion, the MAML-family convention)."""
-    distance: Optional[str] = None
-    """BO-MRL only: kl, rkl or euclid (default kl)."""
     set: tuple[str, ...] = ()
-    """Algorithm setting overrides NAME=VALUE, as for `bomrl train`."""
+    """Algorithm setting overrides NAME=VALUE, as for `bomrl train` (each setting is also a typed
+    flag: `--algo bomrl --distance rkl`)."""
     window: int = 5
     """Iterations averaged at the end of the curve for the summary line's rise."""
     backend: Literal["vector", "process"] = "vector"

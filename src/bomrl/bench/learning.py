@@ -46,7 +46,7 @@ def validate(config: BenchLearningConfig) -> list[tuple[TrainConfig, object]]:
     for seed in config.seeds:
         cfg = TrainConfig(env=config.env, algo=config.algo, iterations=config.iterations, tasks=config.tasks,
                           episodes=config.episodes, horizon=config.horizon, seed=seed,
-                          action_scale=config.action_scale, distance=config.distance,
+                          action_scale=config.action_scale,
                           set=tuple(config.set), sampler=config.backend, workers=config.workers,
                           progress=False, tensorboard=False)
         validate_train(cfg)

@@ -130,7 +130,7 @@ def measure(config: BenchUpdateConfig, train_cfg: TrainConfig, algo_cfg) -> dict
         "env": config.env, "tasks": T, "episodes": E, "horizon": H, "obs_dim": sampler.obs_dim,
         "act_dim": sampler.act_dim, "data": config.env if config.sample else "synthetic",
         "preset": config.preset, "set": list(config.set),
-        "inner_solver": algo_cfg.inner_solver, "inner_steps": algo_cfg.inner_steps_adam,
+        "inner_solver": algo_cfg.inner_solver, "inner_steps": algo_cfg.inner_steps,
         "hypergradient": algo_cfg.hypergradient, "line_search": algo_cfg.line_search,
         **{k: round(v, 4) for k, v in timings.items()},
         "update_s": round(update_s, 4),

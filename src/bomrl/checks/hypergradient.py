@@ -42,7 +42,8 @@ from bomrl.checks.config import CheckHypergradientConfig
 from bomrl.core.losses import policy_gradient
 from bomrl.core.policies import categorical_mlp, gaussian_mlp
 from bomrl.envs import make_sampler
-from bomrl.errors import check
+from bomrl.core import distance_names
+from bomrl.errors import check, check_choice
 from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_counts, check_int, check_interval, check_positive, check_seed
 from bomrl.workflow.checkpoint import load_latest, restore_tree
 from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, parse_overrides, validate as validate_train
@@ -62,6 +63,10 @@ def validate(config: CheckHypergradientConfig):
     check_interval("--eps", config.eps, 0, 1, open_lo=True, open_hi=True)
     check_positive("--maml-lr", config.maml_lr)
     import_plugins(config.plugins)
+    if config.lam is not None:
+        check_positive("--lam", config.lam)
+    if config.distance is not None:
+        check_choice("--distance", config.distance, distance_names())
     if config.run is not None:
         check((Path(config.run) / CONFIG_NAME).is_file(), "--run", str(config.run),
               f"a run directory of `bomrl train --algo bomrl` (with {CONFIG_NAME})")
@@ -70,9 +75,10 @@ def validate(config: CheckHypergradientConfig):
         if config.set:   # measure the run's checkpoint under other settings (an A/B at one φ)
             algo_cfg = dataclasses.replace(algo_cfg, **parse_overrides(type(algo_cfg), tuple(config.set)))
         return cfg, algo_cfg
-    cfg = TrainConfig(env=config.env, algo="bomrl", distance=config.distance, lam=config.lam,
-                      horizon=config.horizon, seed=config.seed, action_scale=config.action_scale,
-                      set=tuple(config.set), plugins=tuple(config.plugins), progress=False, tensorboard=False)
+    flags = {"distance": config.distance, "lam": config.lam}   # this check's own flags beat --set
+    cfg = TrainConfig(env=config.env, algo="bomrl", horizon=config.horizon, seed=config.seed,
+                      action_scale=config.action_scale, plugins=tuple(config.plugins), progress=False,
+                      set=(*config.set, *(f"{k}={v}" for k, v in flags.items() if v is not None)), tensorboard=False)
     validate_train(cfg)
     return cfg, build_algo_config(cfg)
 
@@ -172,7 +178,7 @@ def measure(config: CheckHypergradientConfig, cfg: TrainConfig, algo_cfg) -> dic
             "env": cfg.env, "source": source, "run": str(config.run) if config.run is not None else None,
             "tasks": K, "directions": M, "episodes": config.episodes,
             "horizon": cfg.horizon, "seed": config.seed, "distance": algo_cfg.distance, "lam": algo_cfg.lam,
-            "inner_solver": algo_cfg.inner_solver, "inner_steps": algo_cfg.inner_steps_adam,
+            "inner_solver": algo_cfg.inner_solver, "inner_steps": algo_cfg.inner_steps,
             "inner_lr": algo_cfg.inner_lr, "hypergradient": algo_cfg.hypergradient,
             "surrogate": algo_cfg.surrogate, "inner_q": algo_cfg.inner_q, "trust_region": algo_cfg.trust_region,
             "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean()),

@@ -8,7 +8,8 @@ import numpy as np
 
 from bomrl.envs import BACKENDS
 from bomrl.envs.families import TaskFamily, check_action_scale, get_family
-from bomrl.envs.sampler import Sampler, family_label
+from bomrl.envs.rollout import family_label
+from bomrl.envs.sampler import Sampler
 from bomrl.errors import check, check_choice
 
 

@@ -36,7 +36,7 @@ import warnings
 
 import numpy as np
 
-from bomrl.envs.sampler import first_float_dtype, make_act_fn, rollout, shard_slices
+from bomrl.envs.rollout import first_float_dtype, make_act_fn, rollout, shard_slices
 from bomrl.errors import BomrlError, ConfigError
 
 START_TIMEOUT = 180.0  # seconds for all actors to be up (imports + environment construction)
@@ -240,7 +240,7 @@ class RayRollouts:
         self.call("warmup", [(token, box, p, _key_to_wire(key)) for p in self._shards(params)])
 
     def rollout(self, policy, params, tasks, seeds, key, stats: dict):
-        """`bomrl.envs.sampler.rollout`'s (arrays, policy_seconds, env_seconds) over all tasks, each
+        """`bomrl.envs.rollout.rollout`'s (arrays, policy_seconds, env_seconds) over all tasks, each
         shard in its actor (seconds: the slowest shard's); the family's statistics into `stats`."""
         token, box = self._policy_box(policy)
         wire = _key_to_wire(key)

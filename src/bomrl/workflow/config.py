@@ -3,9 +3,9 @@
 Precedence, one rule for every setting (lowest first): the dataclass default < the algorithm's
 per-env defaults (the paper's Appendix B) < `--preset` < the `--config` FILE (its fields, its
 `algo_config` table and its `set` list) < `--set NAME=VALUE` on the command line < a command-line
-flag (`--lam`, `--distance`, `--tasks`, ...). A flag counts as given when its value differs from the
-built-in default (tyro cannot tell "given equal to the default" from "not given"), so to override a
-file value with the built-in default, edit the file.
+flag of the command (`--tasks`, ...). An algorithm's typed flag (`--lam 5`) is the `--set` entry it
+equals (`--set lam=5`); naming a setting both ways is an error. A config file may give an
+algorithm's setting at its top level (`lam = 5`), in its `algo_config` table or in its `set` list.
 
 Everything is checked by `resolve_train_config` before any work starts; a bad value raises a
 one-line ConfigError naming the value and what is allowed. Import-light (no JAX at import time;
@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from bomrl.algos import algorithm_names, get_algorithm
-from bomrl.core import DISTANCES, distance_names
 from bomrl.envs import BACKENDS
 from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check, check_choice
@@ -44,13 +43,8 @@ class TrainConfig:
     env: str = "halfcheetah-vel"
     """Task family: halfcheetah-vel, halfcheetah-dir, ant-vel, ant-dir or any registered one."""
     algo: str = "bomrl"
-    """Meta-RL algorithm: bomrl, maml-trpo, promp, emaml or any registered one (`bomrl train --algo A
-    --help` lists its settings for --set)."""
-    distance: Optional[str] = None
-    """BO-MRL only: d1 = KL(π_φ‖π_θ) (default), d2 = KL(π_θ‖π_φ), d3 = ‖θ−φ‖² (aliases kl, rkl,
-    euclid), or a name registered with bomrl.core.register_distance (by a --plugins module)."""
-    lam: Optional[float] = None
-    """BO-MRL only: λ of eq. (7); default 0.5 (the paper's 0.4 for d2 on halfcheetah-vel)."""
+    """Meta-RL algorithm: bomrl, maml-trpo, promp, emaml or any registered one. Each of its settings
+    is a typed flag too (BO-MRL's distance and λ, say); `bomrl train --algo A --help` lists them."""
     iterations: int = 500
     """Total meta-iterations (on --resume: the new total, may be raised to train longer)."""
     tasks: int = 40
@@ -112,7 +106,7 @@ class TrainConfig:
     """Named algorithm preset applied before --config's algo_config and --set (BO-MRL: "paper" =
     the paper's Appendix B solver and implicit eq. (8) hypergradient; see docs/BASELINES.md)."""
     set: tuple[str, ...] = ()
-    """Algorithm hyper-parameter overrides NAME=VALUE, e.g. --set inner_steps_adam=20 max_kl=0.01."""
+    """Algorithm hyper-parameter overrides NAME=VALUE, e.g. --set inner_steps=20 max_kl=0.01."""
     progress: bool = True
     """Show a progress bar (ETA, live post-adaptation return)."""
     tensorboard: bool = True
@@ -188,21 +182,37 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 
 def config_from_mapping(data: dict, where: str) -> tuple[dict, dict]:
-    """Split a parsed file into (TrainConfig field values, algo_config overrides)."""
-    values, algo_overrides = {}, {}
+    """Split a parsed file into (TrainConfig field values, algorithm settings): the `algo_config`
+    table's entries and the algorithm's settings given at the top level (naming one both ways is an
+    error). A top-level algorithm setting of null is skipped (saved runs of versions that kept BO-MRL's
+    `lam` and `distance` among the train settings wrote null for "the algorithm's default")."""
+    values, algo_overrides, top = {}, {}, {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name == "algo_config":
             check(isinstance(value, dict), f"algo_config (in {where})", value, "a table of NAME = VALUE")
             algo_overrides.update(value)
-            continue
-        if name not in _FIELDS or name in ("config", "resume"):
-            allowed = ", ".join(n for n in _FIELDS if n not in ("config", "resume"))
-            raise ConfigError(f"{key!r} (in {where}) is not a train setting: allowed are {allowed}, algo_config")
-        values[name] = _coerce(name, value, where)
+        elif name in _FIELDS and name not in ("config", "resume"):
+            values[name] = _coerce(name, value, where)
+        else:
+            top[name] = (key, value)
     if "algo" in values:   # registered names: the file's own plugins may register the algorithm
         import_plugins(values.get("plugins", ()))
         check_choice(f"algo (in {where})", values["algo"], algorithm_names())
+    if top:
+        algo = values.get("algo", _DEFAULT.algo)
+        import_plugins(values.get("plugins", ()))
+        settings = {f.name for f in dataclasses.fields(get_algorithm(algo)[1])}
+        for name, (key, value) in top.items():
+            if name not in settings:
+                allowed = ", ".join(n for n in _FIELDS if n not in ("config", "resume"))
+                raise ConfigError(f"{key!r} (in {where}) is not a train setting nor a setting of algo {algo}: "
+                                  f"allowed are {allowed}, algo_config, or one of {', '.join(sorted(settings))}")
+            if value is None:
+                continue
+            check(name not in algo_overrides, f"{key} (in {where})", value,
+                  f"given once (algo_config also sets it to {algo_overrides.get(name)!r})")
+            algo_overrides[name] = value
     return values, algo_overrides
 
 
@@ -218,13 +228,17 @@ def _given(cli: TrainConfig) -> dict:
 # ---- algorithm configs ----------------------------------------------------------------------------
 def parse_overrides(cfg_cls, items: tuple[str, ...]) -> dict:
     """NAME=VALUE strings -> {name: typed value} against the fields of an algorithm config class."""
-    out = {}
+    out, spelled = {}, {}
     for item in items:
         name, sep, raw = str(item).partition("=")
         try:
-            out.update(typed_overrides(cfg_cls, {name: raw} if sep else {item: None}, raw_strings=True))
+            typed = typed_overrides(cfg_cls, {name: raw} if sep else {item: None}, raw_strings=True)
         except ConfigError as exc:
             raise ConfigError(f"--set {str(item)!r}: {exc}") from None
+        for key in typed:   # a later entry wins, but a former and a current name of one setting clash
+            if spelled.setdefault(key, name.strip()) != name.strip():
+                current_names(cfg_cls, {spelled[key]: None, name.strip(): None})
+        out.update(typed)
     return out
 
 
@@ -239,12 +253,27 @@ def refuse_repeated_names(items, where: str) -> None:
         first.setdefault(name.strip(), str(item))
 
 
+def current_names(cfg_cls, mapping: dict) -> dict:
+    """mapping with each former setting name (cfg_cls.RENAMED, e.g. BO-MRL's inner_steps_adam) replaced
+    by today's; naming a setting by both is a ConfigError."""
+    renamed = getattr(cfg_cls, "RENAMED", {})
+    out, spelled = {}, {}
+    for name, value in mapping.items():
+        new = renamed.get(name, name)
+        if new in out:
+            old = next(n for n in (spelled[new], name) if n != new)
+            raise ConfigError(f"{old} and {new} name the same setting ({new}; {old} is its former name): give it once")
+        out[new], spelled[new] = value, name
+    return out
+
+
 def typed_overrides(cfg_cls, mapping: dict, raw_strings: bool = False) -> dict:
-    """Check names against cfg_cls fields and convert values to the default's type."""
+    """Check names against cfg_cls fields (former names read as today's) and convert values to the
+    default's type."""
     fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
     defaults = cfg_cls()
     out = {}
-    for name, value in mapping.items():
+    for name, value in current_names(cfg_cls, mapping).items():
         if name not in fields or (raw_strings and value is None):
             raise ConfigError(f"algorithm setting {name!r} is invalid: must be NAME=VALUE with NAME one of "
                               f"{', '.join(fields)}")
@@ -284,9 +313,6 @@ def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
         preset = typed_overrides(cfg_cls, presets[cfg.preset])
     user = typed_overrides(cfg_cls, dict(extra or {}))
     user.update(parse_overrides(cfg_cls, cfg.set))
-    for flag in ("distance", "lam"):
-        if getattr(cfg, flag) is not None:
-            user.update(typed_overrides(cfg_cls, {flag: getattr(cfg, flag)}))
     env_defaults = getattr(algo_cls, "env_defaults", None)
     base = typed_overrides(cfg_cls, env_defaults(cfg.env, {**preset, **user})) if env_defaults else {}
     try:
@@ -295,9 +321,10 @@ def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
         raise ConfigError(f"algorithm config: {exc}") from None
 
 
-def default_out(cfg: TrainConfig) -> Path:
-    dist = f"-{cfg.distance or 'd1'}" if cfg.algo == "bomrl" else ""
-    return Path("runs") / f"{cfg.env}-{cfg.algo}{dist}-s{cfg.seed}"
+def default_out(cfg: TrainConfig, algo_config) -> Path:
+    """runs/ENV-ALGO[-VARIANT]-sSEED (VARIANT: the algorithm's variant label, e.g. BO-MRL's d1)."""
+    variant = get_algorithm(cfg.algo)[0].variant_label(dataclasses.asdict(algo_config))
+    return Path("runs") / "-".join([cfg.env, cfg.algo, *variant.split(), f"s{cfg.seed}"])
 
 
 # ---- validation ---------------------------------------------------------------------------------------
@@ -306,12 +333,6 @@ def validate(cfg: TrainConfig) -> None:
     import_plugins(cfg.plugins)
     check_choice("--env", cfg.env, family_names())
     check_choice("--algo", cfg.algo, algorithm_names())
-    if cfg.distance is not None:
-        check_choice("--distance", cfg.distance, distance_names())
-        check(cfg.algo == "bomrl", "--distance", cfg.distance, f"unset for --algo {cfg.algo} (BO-MRL only)")
-    if cfg.lam is not None:
-        check(cfg.algo == "bomrl", "--lam", cfg.lam, f"unset for --algo {cfg.algo} (BO-MRL only)")
-        check_positive("--lam", cfg.lam)
     for name in ("iterations", "checkpoint_every"):
         value = getattr(cfg, name)
         check(isinstance(value, int) and value >= 1, "--" + name.replace("_", "-"), value, "an integer >= 1")
@@ -352,22 +373,53 @@ def config_to_json(cfg: TrainConfig) -> dict:
 
 
 LEGACY_ACTION_SCALE = 1.0   # runs saved before `action_scale` existed clipped env actions to [-1, 1]
-# algorithm settings added after runs were saved: a saved algo_config without them ran with these
-LEGACY_ALGO_SETTINGS = {"bomrl": {"inner_solver": "adam", "line_search": "linear"}}
 
 
 def saved_algo_config(saved: dict, algo: str) -> dict:
-    """The algo_config of a saved config.json, with settings it predates filled in as they ran."""
+    """The algorithm settings of a saved config.json by today's names (the config class's RENAMED):
+    its algo_config, plus any algorithm setting that earlier versions kept among the train settings
+    (BO-MRL's lam and distance; algo_config holds the same value when both exist), plus the settings
+    the algorithm added after the run was saved, as the run ran (the config class's SAVED_DEFAULTS)."""
     out = dict(saved.get("algo_config", {}))
-    for name, value in LEGACY_ALGO_SETTINGS.get(algo, {}).items():
+    for name, value in saved.get("train", {}).items():
+        if name not in _FIELDS and value is not None:
+            out.setdefault(name, value)
+    try:
+        cfg_cls = get_algorithm(algo)[1]
+    except ConfigError:   # an algorithm this process does not know (a plugin's run, plotted without it)
+        return out
+    out = current_names(cfg_cls, out)
+    for name, value in getattr(cfg_cls, "SAVED_DEFAULTS", {}).items():
         out.setdefault(name, value)
     return out
 
 
 def config_from_json(data: dict, where: str) -> TrainConfig:
-    values, _ = config_from_mapping({k: v for k, v in data.items() if k not in ("config", "resume")}, where)
+    """The TrainConfig of a saved config.json's "train" table (algorithm settings that earlier
+    versions kept there are read by `saved_algo_config`)."""
+    values, _ = config_from_mapping({k: v for k, v in data.items() if k in _FIELDS and k not in ("config", "resume")},
+                                    where)
     values.setdefault("action_scale", LEGACY_ACTION_SCALE)
     return TrainConfig(**values)
+
+
+def _check_same_settings(base: TrainConfig, algo_extra: dict, entries: tuple[str, ...]) -> None:
+    """`--resume` with algorithm settings: each must equal the resumed run's (the run continues as it
+    started); a ConfigError names the first that differs and the run's value."""
+    saved = build_algo_config(base, algo_extra)
+    given = parse_overrides(type(saved), entries)
+    asked = build_algo_config(dataclasses.replace(base, set=(*base.set, *entries)), algo_extra)
+    for name, value in given.items():
+        if getattr(asked, name) != getattr(saved, name) and not _same_variant(base.algo, name, value, saved):
+            raise ConfigError(f"--{name.replace('_', '-')}={value!r} is invalid with --resume: the run was "
+                              f"started with {getattr(saved, name)!r}")
+
+
+def _same_variant(algo: str, name: str, value, saved) -> bool:
+    """Two names of one variant (BO-MRL's distance kl and d1) count as equal."""
+    algo_cls = get_algorithm(algo)[0]
+    return name in algo_cls.VARIANT and (algo_cls.variant_label({name: value})
+                                         == algo_cls.variant_label({name: getattr(saved, name)}))
 
 
 def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, bool]:
@@ -398,16 +450,8 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
                     raise ConfigError(f"--out={str(value)!r} is invalid with --resume: the run continues in "
                                       f"{str(run_dir)!r} (copy the directory first to continue it elsewhere)")
                 continue
-            if name in ("lam", "distance"):   # stored in the run's algo_config
-                cfg_cls = get_algorithm(base.algo)[1]
-                if value is None or name not in {f.name for f in dataclasses.fields(cfg_cls)}:
-                    raise ConfigError(f"--{name}={value!r} is invalid with --resume of a {base.algo} run")
-                saved_value = build_algo_config(base, algo_extra).__getattribute__(name)
-                same = (DISTANCES.canonical(value) == DISTANCES.canonical(saved_value) if name == "distance"
-                        else float(value) == float(saved_value))
-                if not same:
-                    raise ConfigError(f"--{name}={value!r} is invalid with --resume: the run was started with "
-                                      f"{saved_value!r}")
+            if name == "set":   # algorithm settings (--set, typed flags): only the values the run has
+                _check_same_settings(base, algo_extra, value)
                 continue
             if name not in RESUME_MUTABLE and value != getattr(base, name):
                 raise ConfigError(f"--{name.replace('_', '-')}={value!r} is invalid with --resume: the run "
@@ -424,10 +468,6 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
     file_set = tuple(values.get("set", ()))
     refuse_repeated_names(file_set, f"set (in {cli.config})")
     refuse_repeated_names(cli.set, "--set")
-    cli_set_names = {str(item).partition("=")[0].strip() for item in cli.set}
-    for flag in ("lam", "distance"):   # the command line's --set beats the file's flag-style field
-        if flag in cli_set_names and flag not in given:
-            values.pop(flag, None)
     values.update({k: v for k, v in given.items() if k != "config"})
     values["set"] = file_set + tuple(cli.set)
     cfg = dataclasses.replace(_DEFAULT, **values)
@@ -442,9 +482,9 @@ def resolve_train_config(cli: TrainConfig) -> tuple[TrainConfig, dict, Path, boo
         raise
     if algo_extra:   # the file's algo_config table: an error in it names the file
         try:
-            build_algo_config(dataclasses.replace(cfg, set=(), lam=None, distance=None), algo_extra)
+            build_algo_config(dataclasses.replace(cfg, set=()), algo_extra)
         except ConfigError as exc:
-            raise ConfigError(f"algo_config (in {cli.config}): {exc}") from None
-    run_dir = Path(cfg.out) if cfg.out is not None else default_out(cfg)
+            raise ConfigError(f"in {cli.config}: {exc}") from None
+    run_dir = Path(cfg.out) if cfg.out is not None else default_out(cfg, build_algo_config(cfg, algo_extra))
     cfg = dataclasses.replace(cfg, out=run_dir, config=None)
     return cfg, algo_extra, run_dir, False

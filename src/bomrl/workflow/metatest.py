@@ -17,7 +17,7 @@ them per adaptation too: `"stats": {name: [s0..sk]}` (means over tasks) and `"ta
 trained on nav2d's dense reward, tested on nav2d-sparse, as MAESN is evaluated); the test tasks come
 from that family's own task distribution with the same seed stream.
 
-Output JSON: {"env", "trained_env", "algo", "distance", "tasks", "returns": [r0..rk], "stderr": [...],
+Output JSON: {"env", "trained_env", "algo", the algorithm's variant settings (BO-MRL: "distance"), "tasks", "returns": [r0..rk], "stderr": [...],
 "task_returns": [[...] per step], "iteration", "episodes", "horizon", "env_steps", "seed"}.
 """
 
@@ -32,6 +32,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from bomrl.algos import get_algorithm
 from bomrl.envs.families import family_names, get_family
 from bomrl.errors import ConfigError, check_choice
 from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_int, check_seed
@@ -103,7 +104,8 @@ def run(config: MetaTestConfig) -> dict:
     per_task = np.asarray(res["task_returns"], np.float64)            # [k + 1, T]
     sem = _stderr(per_task)
     result = {
-        "env": cfg.env, "trained_env": trained_env, "algo": cfg.algo, "distance": (cfg.distance or algo_cfg.distance) if cfg.algo == "bomrl" else None,
+        "env": cfg.env, "trained_env": trained_env, "algo": cfg.algo,
+        **{name: getattr(algo_cfg, name) for name in get_algorithm(cfg.algo)[0].VARIANT},   # BO-MRL: distance
         "tasks": config.tasks, "returns": [float(r) for r in per_task.mean(axis=1)],
         "stderr": [float(s) for s in sem], "task_returns": per_task.tolist(),
         "adapt_steps": config.adapt_steps, "iteration": ckpt.iteration, "episodes": cfg.episodes,

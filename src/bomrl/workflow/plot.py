@@ -27,7 +27,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from bomrl.algos import ALGORITHMS
-from bomrl.core import DISTANCES
 from bomrl.errors import BomrlError, ConfigError, check
 from bomrl.utils import ensure_out_dir
 from bomrl.workflow import compare
@@ -36,11 +35,6 @@ from bomrl.workflow.logging import read_metrics
 from bomrl.workflow.plot_config import PlotConfig
 
 __all__ = ["PlotConfig", "collect", "find_runs", "run", "run_label"]
-
-
-def distance_label(name: str) -> str:
-    """d1/d2/d3 for the built-in distances under any of their names (kl -> d1), else the name."""
-    return DISTANCES.canonical(name) if name in DISTANCES else name
 
 
 def algorithm_label(name: str) -> str:
@@ -66,20 +60,32 @@ def find_runs(paths) -> list[Path]:
     return runs
 
 
+def _variant(train_cfg: dict, algo_cfg: dict) -> tuple[type | None, dict]:
+    """(the algorithm class, or None if this process does not know it; its VARIANT settings' values)."""
+    try:
+        algo_cls = ALGORITHMS.get(train_cfg["algo"])
+    except ConfigError:
+        return None, {}
+    return algo_cls, {n: algo_cfg[n] for n in algo_cls.VARIANT if n in algo_cfg}
+
+
 def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
     """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own label).
 
-    The defaults are what `bomrl train` would build for this env, algorithm, distance and preset
+    The defaults are what `bomrl train` would build for this env, algorithm, variant and preset
     (`build_algo_config`, so e.g. the paper's per-env λ counts as default; a run's preset is named
     as "preset NAME" first, and only the settings beyond it follow)."""
-    distance = (train_cfg.get("distance") or algo_cfg.get("distance")) if train_cfg["algo"] == "bomrl" else None
+    algo_cls, variant = _variant(train_cfg, algo_cfg)
     preset = train_cfg.get("preset")
+    if algo_cls is None:
+        return []
     try:
         defaults = dataclasses.asdict(build_algo_config(
-            TrainConfig(env=train_cfg["env"], algo=train_cfg["algo"], distance=distance, preset=preset)))
-    except ConfigError:  # an algorithm (or preset) this install does not know: no defaults to compare with
+            TrainConfig(env=train_cfg["env"], algo=train_cfg["algo"], preset=preset), variant))
+    except ConfigError:  # a preset this install does not know: no defaults to compare with
         return []
-    defaults.pop("distance", None)  # already in the label
+    for name in variant:   # already in the label
+        defaults.pop(name)
     return ([f"preset {preset}"] if preset else []) + [
         f"{k}={algo_cfg[k]}" for k in sorted(algo_cfg)
         if k in defaults and algo_cfg[k] != defaults[k]
@@ -87,11 +93,11 @@ def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
 
 
 def run_label(train_cfg: dict, algo_cfg: dict) -> str:
-    if train_cfg["algo"] == "bomrl":
-        dist = train_cfg.get("distance") or algo_cfg.get("distance", "kl")
-        label = f"{algorithm_label('bomrl')} {distance_label(dist)}"
-    else:
-        label = algorithm_label(train_cfg["algo"])
+    """The algorithm's label, its variant (BO-MRL: d1), and the settings that differ from the defaults."""
+    algo_cls, variant = _variant(train_cfg, algo_cfg)
+    label = algorithm_label(train_cfg["algo"])
+    if algo_cls is not None and algo_cls.VARIANT:
+        label = f"{label} {algo_cls.variant_label(algo_cfg)}"
     changed = _non_default(train_cfg, algo_cfg)
     return f"{label} ({', '.join(changed)})" if changed else label
 
@@ -241,8 +247,8 @@ def _pooled_table(labels_infos, reference: str) -> list[str]:
 
 
 def _write_tables(groups, envs, reference, out: Path) -> dict:
-    """One file per table under out/tables/ (for docs to quote): runs.md (every meta-tested run)
-    and pooled-ENV.md (each env's methods over their pooled pairs, against `reference` or the best
+    """One file per table under out/tables/ (for docs to quote): runs.md (every meta-tested run),
+    training.md (every run's learning curve in numbers) and pooled-ENV.md (each env's methods over their pooled pairs, against `reference` or the best
     BO-MRL variant after one adaptation)."""
     tables = out / "tables"
     written = {}
@@ -251,6 +257,11 @@ def _write_tables(groups, envs, reference, out: Path) -> dict:
         tables.mkdir(exist_ok=True)
         (tables / "runs.md").write_text("\n".join(runs) + "\n")
         written["runs"] = str(tables / "runs.md")
+    learning = _learning_table(groups, envs)
+    if learning:
+        tables.mkdir(exist_ok=True)
+        (tables / "training.md").write_text("\n".join(learning) + "\n")
+        written["training"] = str(tables / "training.md")
     for env in envs:
         ref = reference if reference in groups[env] else compare.best_label(groups[env])
         if ref is None or not any(i["meta_test"] for infos in groups[env].values() for i in infos):
@@ -299,6 +310,29 @@ def _training_table(groups, envs):
             "and at the run's last.", "",
             "| env | method | seed | common iteration | pre | post | last iteration | pre | post |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows]
+
+
+GAIN_WINDOW = 10   # iterations averaged for the adaptation gain of the learning table
+
+
+def _learning_table(groups, envs) -> list[str]:
+    """Markdown lines: every run's post-adaptation meta-batch return at iteration 1 and over its last
+    TRAIN_WINDOW iterations, the rise between them, and the adaptation gain (post − pre) over its last
+    GAIN_WINDOW iterations (its own sampled batches, not the meta-test)."""
+    rows = []
+    for env in envs:
+        for label, i in _runs_with_metrics(groups[env]):
+            m, last = i["metrics"], i["metrics"][-1]["iteration"]
+            first, end = m[0].get("post_return", math.nan), _window_mean(m, last, "post_return")
+            tail = [r for r in m if r["iteration"] > last - GAIN_WINDOW]
+            gain = float(np.mean([r.get("post_return", math.nan) - r.get("pre_return", math.nan) for r in tail]))
+            rows.append(f"| {env} | {label} | {i['seed']} | {int(last)} | {first:.1f} → {end:.1f} | {end - first:+.1f} "
+                        f"| {gain:+.1f} |")
+    if not rows:
+        return []
+    return [f"| env | method | seed | iterations | post-adaptation return: iteration 1 → mean of the last "
+            f"{TRAIN_WINDOW} | rise | adaptation gain (post − pre), mean of the last {GAIN_WINDOW} |",
+            "| --- | --- | --- | --- | --- | --- | --- |", *rows]
 
 
 def _runs_with_metrics(labels_infos) -> list:

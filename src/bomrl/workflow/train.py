@@ -58,12 +58,15 @@ def number_settings(cfg: TrainConfig, algo_cfg) -> dict:
     return json.loads(json.dumps(out))
 
 
-def check_settings(ckpt, settings: dict) -> None:
+def check_settings(ckpt, settings: dict, renamed: dict | None = None) -> None:
     """Refuse (one line, naming the setting and both values) to continue a checkpoint under other
-    settings. Checkpoints written before settings were recorded are not checked."""
+    settings. Checkpoints written before settings were recorded are not checked; `renamed` maps
+    former algorithm setting names to today's (the algorithm config's RENAMED)."""
     saved = ckpt.meta.get("settings")
     if saved is None:
         return
+    saved = {f"algo_config.{renamed[k[12:]]}" if k.startswith("algo_config.") and k[12:] in (renamed or {})
+             else k: v for k, v in saved.items()}
     for name in sorted(set(saved) | set(settings)):
         if name in saved and name in settings and saved[name] != settings[name]:
             raise BomrlError(f"checkpoint {ckpt.path} was trained with {name}={saved[name]!r} but the run's "
@@ -148,7 +151,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
                 if ckpt.meta.get(name) != getattr(cfg, name):
                     raise BomrlError(f"checkpoint {ckpt.path} is from another run "
                                      f"({name}={ckpt.meta.get(name)!r}, config says {getattr(cfg, name)!r})")
-            check_settings(ckpt, settings)
+            check_settings(ckpt, settings, getattr(type(algo_cfg), "RENAMED", {}))
             check_metrics_file(run_dir / CSV_NAME, ckpt.iteration)
         atomic_write_json(run_dir / CONFIG_NAME, {"train": config_to_json(cfg),
                                                   "algo_config": dataclasses.asdict(algo_cfg)})
