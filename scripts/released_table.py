@@ -29,7 +29,7 @@ STEPS = {   # step -> (its run directories' step, meta-test file, what it change
     "P3": ("P3", "meta_test.json", "the standard Q (GAE(1) − linear baseline, standardised, γ 0.99, "
                                    "no continuation)"),
     "P4": ("P4", "meta_test.json", "the standard algorithm settings (BO-MRL's and MAML-TRPO's defaults)"),
-    "S": ("S", "meta_test.json", "today's protocol (results/locomotion: 40 sampled tasks, horizon 100, "
+    "S": ("S", "meta_test.json", "the standard protocol (results/locomotion: 40 sampled tasks, horizon 100, "
                                  "300 iterations; section 1)"),
 }
 STANDARD_VARIANT = {"bomrl": "bomrl-d1", "maml-trpo": "maml-trpo"}   # the run names of section 1
