@@ -4,7 +4,8 @@ and MAML-TRPO's meta-test return after one adaptation (mean over (seed, test tas
 episodes; and the mean-action episodes of the released meta-test) and BO-MRL − MAML-TRPO with its
 paired 95 % t-interval (bomrl.workflow.compare), plus the same on the scripts' task grid where it
 was tested. A second table: what the second adaptation adds for each method (the paper's third
-claim) and BO-MRL − MAML-TRPO after three adaptations.
+claim) and BO-MRL − MAML-TRPO after three adaptations. A third: every meta-tested run's returns
+after 0..3 adaptations and its adaptations' KL.
 
     python scripts/released_table.py results/released/halfcheetah-dir [--out FILE]
 
@@ -84,7 +85,7 @@ def table(root: Path) -> str:
         if not seeds:
             continue
         lines.append(f"| {step} | {change} | {', '.join(map(str, seeds))} | {ma} | {mb} | {diff} | {mode[2]} | {grid[2]} |")
-    return "\n".join(lines + [""] + later_steps(root)) + "\n"
+    return "\n".join(lines + [""] + later_steps(root) + [""] + runs_table(root)) + "\n"
 
 
 def _fmt(d) -> str:
@@ -111,6 +112,23 @@ def later_steps(root: Path) -> list[str]:
                                        infos(root, run_step, "maml-trpo", name, mean_action), 3)
             cells.append(_fmt(paired_difference(xa, xb)) if len(xa) else "–")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
+def runs_table(root: Path) -> list[str]:
+    """Every meta-tested run under root: returns after 0..k adaptations on the test tasks
+    (stochastic, mean-action) and each adaptation's KL, for the selected and the last policy."""
+    lines = ["| run | policy (iteration) | stochastic, after 0, 1, ... | mean action | adaptation KL |",
+             "|---|---|---|---|---|"]
+    for run in sorted(p for p in root.iterdir() if (p / "config.json").is_file()):
+        for name, policy in (("meta_test-best.json", "selected"), ("meta_test.json", "last")):
+            if not (run / name).is_file():
+                continue
+            m = json.loads((run / name).read_text())
+            mode = np.mean(m["task_returns_mean_action"], axis=1) if "task_returns_mean_action" in m else []
+            cells = [", ".join(f"{x:.{d}f}" for x in xs) or "–"
+                     for xs, d in ((m["returns"], 1), (mode, 1), (m.get("adapt_kl", []), 2))]
+            lines.append(f"| {run.name} | {policy} ({m['iteration']}) | " + " | ".join(cells) + " |")
     return lines if len(lines) > 2 else []
 
 
