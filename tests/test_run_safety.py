@@ -304,6 +304,7 @@ def test_a_renamed_setting_is_read_by_its_former_name(tmp_path, capsys):
     save_checkpoint(out, ckpt.iteration, ckpt.leaves, {**ckpt.meta, "settings": settings})
     assert main(["train", "--resume", str(out), "--set", "inner_steps_adam=2", "--iterations", "2"]) == 0
     assert json.loads((out / "config.json").read_text())["algo_config"]["inner_steps"] == 2
+    capsys.readouterr()   # the resumed run's summary line
     assert main(["train", *tiny(algo="bomrl"), "--set", "inner_steps_adam=2", "inner_steps=3",
                  "--out", str(tmp_path / "both")]) == 2
     assert "inner_steps_adam and inner_steps name the same setting" in _one_error_line(capsys)
