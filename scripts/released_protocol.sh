@@ -22,6 +22,9 @@
 #   P2  P1 without the run mechanics: action scale 10, sampled tasks, the same episodes after
 #       adaptation, learned std, 64-64 policy, no observation filter
 #   P3  P2 with the standard Q: GAE(1) with the linear baseline, standardised, γ 0.99, no continuation
+#   P3r P3 with BO-MRL's inner Q at its raw scale (inner_q=centred: GAE(1) centred per task, not
+#       divided by its std), the scale the released λ and solver were set for; BO-MRL only, paired
+#       with P3's MAML-TRPO runs (STEPS="P3r" runs it; not among the default STEPS)
 #   P4  P3 with the standard algorithm settings (BO-MRL's defaults at DIST; MAML-TRPO's defaults)
 # The remaining step to the standard protocol (40 tasks, horizon 100) is results/locomotion's runs.
 set -euo pipefail
@@ -55,8 +58,10 @@ step_args() {   # the train flags of (step, method)
     P0) ;;
     P2) mech=() ;;
     P3) mech=(); q=(--horizon "$HORIZON" --set continuation=0 advantage_estimator=gae normalize_advantages=true discount=0.99) ;;
+    P3r) mech=(); q=(--horizon "$HORIZON" --set continuation=0 advantage_estimator=gae normalize_advantages=true discount=0.99
+                      inner_q=centred) ;;
     P4) mech=(); q=(--horizon "$HORIZON"); preset="" ;;
-    *) echo "released_protocol: unknown step $step (P0 P2 P3 P4)" >&2; exit 2 ;;
+    *) echo "released_protocol: unknown step $step (P0 P2 P3 P3r P4)" >&2; exit 2 ;;
   esac
   echo "--algo $method $dist $preset ${mech[*]} ${q[*]}"
 }
@@ -74,6 +79,7 @@ if [ "$PLOT_ONLY" != 1 ]; then
   for seed in $SEEDS; do
     for step in $STEPS; do
       for method in $METHODS; do
+        [ "$step" = P3r ] && [ "$method" != bomrl ] && continue   # P3r's partner is P3's MAML-TRPO run
         name="$step-$method-s$seed"; dir="$OUT/$name"
         if done_at "$dir/meta_test.json"; then echo "$name: trained to $N iterations and meta-tested; skipped"; continue; fi
         start=$(date +%s)

@@ -22,13 +22,15 @@ import numpy as np
 
 from bomrl.workflow.compare import paired_difference, paired_returns, step_gain
 
-STEPS = {   # step -> (its run directories' step, meta-test file, what it changes relative to the step above)
+STEPS = {   # step -> (its run directories' step, or one per method; meta-test file; what it changes)
     "P0": ("P0", "meta_test-best.json", "the released scripts' protocol (model-selected policy)"),
     "P1": ("P0", "meta_test.json", "no model selection (the last iteration's policy)"),
     "P2": ("P2", "meta_test.json", "no run mechanics (action scale 10, sampled tasks, same post-update batch, "
                                    "learned std, 64-64, no observation filter)"),
     "P3": ("P3", "meta_test.json", "the standard Q (GAE(1) − linear baseline, standardised, γ 0.99, "
                                    "no continuation)"),
+    "P3r": ({"bomrl": "P3r", "maml-trpo": "P3"}, "meta_test.json",
+            "P3 with BO-MRL's inner Q at its raw scale (`inner_q=centred`; MAML-TRPO: P3's runs)"),
     "P4": ("P4", "meta_test.json", "the standard algorithm settings (BO-MRL's and MAML-TRPO's defaults)"),
     "S": ("S", "meta_test.json", "the standard protocol (results/locomotion: 40 sampled tasks, horizon 100, "
                                  "300 iterations; section 1)"),
@@ -42,6 +44,7 @@ def infos(root: Path, run_step: str, method: str, name: str, mean_action: bool =
     (step "S": the standard protocol's runs ENV-METHOD[-d1]-sSEED in root/../../locomotion, ENV =
     root's name); with mean_action, the mean-action returns stand in for the stochastic ones."""
     out = []
+    run_step = run_step[method] if isinstance(run_step, dict) else run_step
     runs = (root.parents[1] / "locomotion").glob(f"{root.name}-{STANDARD_VARIANT[method]}-s*") if run_step == "S" \
         else root.glob(f"{run_step}-{method}-s*")
     for run in sorted(runs):

@@ -23,7 +23,11 @@ BLOCK = re.compile(r"(<!-- table: (?P<path>[^ ]+) -->\n)(?P<body>.*?)(<!-- /tabl
 
 def synced(text: str) -> str:
     def fill(m: re.Match) -> str:
-        table = (ROOT / m.group("path")).read_text()
+        path = ROOT / m.group("path")
+        if not path.is_file():
+            raise SystemExit(f"sync_doc_tables: a block quotes {m.group('path')}, which does not exist "
+                             "(run the command the doc names to write it)")
+        table = path.read_text()
         return m.group(1) + table + ("" if table.endswith("\n") else "\n") + m.group(4)
 
     return BLOCK.sub(fill, text)

@@ -104,6 +104,13 @@ def test_multi_step_training_draws_fresh_batches():
     assert "charts/return_step1" in m
 
 
+@pytest.mark.parametrize("name, settings, rounds", [
+    ("maml-trpo", {"inner_steps": 3}, 3), ("promp", {"inner_steps": 2}, 2), ("emaml", {"inner_steps": 2}, 2),
+    ("bomrl", {"inner_steps": 7}, 1)])   # BO-MRL's inner_steps are solver steps on its one batch
+def test_sampling_rounds_per_adaptation_follow_the_setting_that_names_them(name, settings, rounds):
+    assert make(name, **settings).adapt_rounds == rounds
+
+
 def test_unknown_algorithm_lists_names():
     with pytest.raises(ConfigError, match="algo='maml'.*bomrl, maml-trpo, promp, emaml"):
         get_algorithm("maml")

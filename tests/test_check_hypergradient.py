@@ -43,7 +43,8 @@ def test_paper_settings_are_measured_not_trusted(capsys):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["--tasks", "1"], "--tasks"), (["--directions", "0"], "--directions"), (["--eps", "2"], "--eps"),
-    (["--seed", "-1"], "--seed"), (["--set", "nope=1"], "nope"), (["--lam", "-1"], "--lam")])
+    (["--seed", "-1"], "--seed"), (["--set", "nope=1"], "nope"), (["--lam", "-1"], "--lam"),
+    (["--preset", "nope"], "--preset")])
 def test_bad_values_are_one_line(argv, fragment, capsys):
     assert main(["check", "hypergradient", "--env", "nav2d", *argv]) == 2
     err = capsys.readouterr().err.strip()
@@ -68,3 +69,21 @@ def test_check_from_a_run_checkpoint(tmp_path, capsys):
                  "--episodes", "3"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["source"] == "checkpoint of iteration 1" and out["cosine_min"] >= 0.995
+
+
+def test_a_preset_is_its_settings_and_out_holds_the_printed_object(tmp_path, capsys):
+    """--preset convex-d3 measures exactly what its settings given one by one measure; --out writes
+    the object the check prints."""
+    out_file = tmp_path / "check.json"
+    assert main(["check", "hypergradient", "--env", "nav2d", "--tasks", "2", "--directions", "2", "--episodes", "3",
+                 "--horizon", "10", "--preset", "convex-d3", "--out", str(out_file)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    stored = json.loads(out_file.read_text())
+    printed.pop("load_avg_1min"), stored.pop("load_avg_1min")
+    assert stored == printed and stored["distance"] == "euclid" and stored["inner_steps"] == 50
+    explicit = run(CheckHypergradientConfig(env="nav2d", tasks=2, directions=2, episodes=3, horizon=10, set=(
+        "distance=euclid", "lam=5", "inner_solver=sgd", "inner_lr=0.05", "inner_steps=50", "hypergradient=practical",
+        "line_search=linear")))
+    capsys.readouterr()
+    assert explicit["fresh_surrogate_gain"] == stored["fresh_surrogate_gain"]
+    assert explicit["cosine_min"] == stored["cosine_min"]

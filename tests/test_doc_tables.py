@@ -104,3 +104,30 @@ def test_committed_window_table_is_what_its_script_computes():
             ("armijo", ROOT / "results/locomotion/halfcheetah-vel-bomrl-d1-s1")]
     text = window["table"](runs, [(11, 20), (31, 40)])
     assert text == (ROOT / "results/bomrl-sgd/armijo-vs-sgd-s1.md").read_text()
+
+
+def test_committed_hypergradient_check_tables_are_what_their_script_computes():
+    """`python scripts/hypergradient_checks.py` writes each table from its committed check JSON
+    files; a changed measurement makes the table stale."""
+    checks = runpy.run_path(str(ROOT / "scripts" / "hypergradient_checks.py"))
+    for root in checks["TABLES"]:
+        assert checks["table"](root) == (ROOT / root / "table.md").read_text(), root
+    assert checks["main"](["--check"]) == 0
+
+
+def test_a_check_row_formats_its_measurement():
+    checks = runpy.run_path(str(ROOT / "scripts" / "hypergradient_checks.py"))
+    m = {"cosine_min": 0.99999, "rel_error_median": 3e-10, "inner_grad_ratio": 0.494, "hyper_rel_residual": float("nan"),
+         "inner_kl": 0.0523, "insample_surrogate_gain": 0.1261, "insample_surrogate_gain_se": 0.0061,
+         "fresh_surrogate_gain": 0.01834, "fresh_surrogate_gain_se": 0.00512, "fresh_return_gain": 102.6,
+         "fresh_return_gain_se": 19.7, "maml_fresh_surrogate_gain": 0.042, "maml_fresh_surrogate_gain_se": 0.006}
+    assert checks["row_cells"]("derivative", "x", m) == [
+        "x", "1.00", "< 1e-4", "0.49", "–", "0.052", "0.126", "0.0183 ± 0.0051", "0.0420 ± 0.0060"]
+    assert checks["row_cells"]("generalisation", "x", m) == ["x", "0.126 ± 0.006", "0.018 ± 0.005", "+103 ± 20",
+                                                             "0.052", "0.49"]
+    assert checks["row_cells"]("solver", "seed 1 | sgd", m)[:3] == ["seed 1", "sgd", "1.00"]
+
+
+def test_committed_random_return_table_is_what_its_script_computes():
+    rr = runpy.run_path(str(ROOT / "scripts" / "random_returns.py"))
+    assert rr["main"](["--check"]) == 0

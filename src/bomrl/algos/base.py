@@ -240,8 +240,9 @@ class MetaAlgorithm:
     @property
     def adapt_rounds(self) -> int:
         """Sampling rounds of one training adaptation, each on data sampled with the policy of the
-        round before (the MAML family: its config's inner_steps, one policy-gradient step per round)."""
-        return getattr(self.config, "inner_steps", 1)
+        round before: the config's `adapt_rounds` if it declares one (the MAML family's
+        `InnerPGSettings`: its inner_steps, one policy-gradient step per round), else 1."""
+        return getattr(self.config, "adapt_rounds", 1)
 
     def _init_opt_state(self, params):
         return ()

@@ -43,6 +43,12 @@ class InnerPGSettings:
         check_int("inner_steps", self.inner_steps, 1, MAX_COUNT)
         getattr(super(), "__post_init__", lambda: None)()
 
+    @property
+    def adapt_rounds(self) -> int:
+        """Sampling rounds of one training adaptation (`MetaAlgorithm.adapt_rounds`): one
+        policy-gradient step per round, each on data of the policy the round before produced."""
+        return self.inner_steps
+
 
 def log_prob(policy: Policy, params, obs, act):
     """log π_params(act | obs), shape obs.shape[:-1]."""

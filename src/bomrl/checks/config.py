@@ -36,8 +36,13 @@ class CheckHypergradientConfig:
     """Without --run: λ."""
     action_scale: Optional[float] = None
     """Without --run: the policy's action scale (default the family's)."""
+    preset: Optional[str] = None
+    """A BO-MRL preset (`bomrl train --algo bomrl --preset`, e.g. paper, convex-d3); with --run its
+    settings replace the run's at its checkpoint; --set entries apply after it."""
     set: tuple[str, ...] = ()
     """BO-MRL setting overrides NAME=VALUE (e.g. hypergradient=unrolled); with --run they replace the
     run's settings at its checkpoint (an A/B of settings at one meta-policy)."""
     plugins: tuple[str, ...] = ()
     """Python modules to import first (they may register task families and distances)."""
+    out: Optional[Path] = None
+    """Also write the JSON object to this file (atomically, replacing it)."""

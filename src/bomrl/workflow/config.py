@@ -196,12 +196,12 @@ def config_from_mapping(data: dict, where: str) -> tuple[dict, dict]:
             values[name] = _coerce(name, value, where)
         else:
             top[name] = (key, value)
-    if "algo" in values:   # registered names: the file's own plugins may register the algorithm
+    if "algo" in values or top:   # registered names: the file's own plugins may register the algorithm
         import_plugins(values.get("plugins", ()))
+    if "algo" in values:
         check_choice(f"algo (in {where})", values["algo"], algorithm_names())
     if top:
         algo = values.get("algo", _DEFAULT.algo)
-        import_plugins(values.get("plugins", ()))
         settings = {f.name for f in dataclasses.fields(get_algorithm(algo)[1])}
         for name, (key, value) in top.items():
             if name not in settings:

@@ -65,7 +65,8 @@ def check_settings(ckpt, settings: dict, renamed: dict | None = None) -> None:
     saved = ckpt.meta.get("settings")
     if saved is None:
         return
-    saved = {f"algo_config.{renamed[k[12:]]}" if k.startswith("algo_config.") and k[12:] in (renamed or {})
+    prefix = "algo_config."
+    saved = {prefix + renamed[k[len(prefix):]] if k.startswith(prefix) and k[len(prefix):] in (renamed or {})
              else k: v for k, v in saved.items()}
     for name in sorted(set(saved) | set(settings)):
         if name in saved and name in settings and saved[name] != settings[name]:
