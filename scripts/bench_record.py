@@ -40,9 +40,11 @@ def main(argv=None) -> int:
     ap.add_argument("--label", required=True, help="the row's name in the table")
     ap.add_argument("--conditions", required=True, help="what else ran (e.g. 'only the benchmark ran')")
     ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("command", nargs=argparse.REMAINDER, help="-- bomrl bench ...")
-    args = ap.parse_args(argv)
-    cmd = [c for c in args.command if c != "--"]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        ap.error("the command is missing: give it after `--` (-- bomrl bench ...)")
+    cut = argv.index("--")
+    args, cmd = ap.parse_args(argv[:cut]), argv[cut + 1:]
     if len(cmd) < 3 or cmd[:2] != ["bomrl", "bench"]:
         ap.error(f"command={' '.join(cmd)!r} is invalid: must start with `bomrl bench`")
     start = dt.datetime.now(dt.timezone.utc)

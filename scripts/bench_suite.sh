@@ -36,7 +36,8 @@ for group in $ONLY; do
       rec "halfcheetah-vel, scale 10, 1 worker" bomrl bench sampler --env halfcheetah-vel --workers 1
       rec "halfcheetah-vel, scale 10, process backend" bomrl bench sampler --env halfcheetah-vel --backend process
       rec "halfcheetah-vel, scale 10, Ray backend" bomrl bench sampler --env halfcheetah-vel --backend ray
-      rec "ant-vel, scale 10" bomrl bench sampler --env ant-vel ;;
+      rec "ant-vel, scale 10" bomrl bench sampler --env ant-vel
+      rec "nav2d (one jitted lax.scan per call)" bomrl bench sampler --env nav2d --horizon 100 ;;
     metaworld)   # docs/ENVIRONMENTS.md, "Meta-World": its own Python dominates the step
       MW=(--env ml1-reach-v3 --tasks 10 --horizon 500)
       rec "ml1-reach-v3, vector, 1 worker, E 1" bomrl bench sampler "${MW[@]}" --episodes 1 --backend vector --workers 1
