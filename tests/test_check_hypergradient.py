@@ -69,6 +69,11 @@ def test_check_from_a_run_checkpoint(tmp_path, capsys):
                  "--episodes", "3"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["source"] == "checkpoint of iteration 1" and out["cosine_min"] >= 0.995
+    # a preset replaces the run's settings at its checkpoint, --set applies after it
+    assert main(["check", "hypergradient", "--run", str(run_dir), "--tasks", "2", "--directions", "2",
+                 "--episodes", "3", "--preset", "convex-d3", "--set", "lam=2"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out["distance"], out["lam"], out["inner_solver"], out["inner_steps"]) == ("euclid", 2.0, "sgd", 50)
 
 
 def test_a_preset_is_its_settings_and_out_holds_the_printed_object(tmp_path, capsys):

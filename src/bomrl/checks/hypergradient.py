@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bomrl.algos.base import broadcast_tasks
-from bomrl.algos.bomrl import BoMrl, inner_data
+from bomrl.algos.bomrl import inner_data
 from bomrl.algos.pg_adaptation import pg_step
 from bomrl.checks.config import CheckHypergradientConfig
 from bomrl.core.losses import policy_gradient
@@ -45,9 +45,10 @@ from bomrl.envs import make_sampler
 from bomrl.core import distance_names
 from bomrl.errors import check, check_choice
 from bomrl.limits import MAX_COUNT, MAX_ROUNDS, check_counts, check_int, check_interval, check_positive, check_seed
-from bomrl.workflow.checkpoint import load_latest, restore_tree
-from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, parse_overrides, validate as validate_train
 from bomrl.utils import atomic_write_json, ensure_out_file
+from bomrl.workflow.checkpoint import load_latest, restore_tree
+from bomrl.workflow.config import (CONFIG_NAME, TrainConfig, build_algo_config, parse_overrides, preset_overrides,
+                                   validate as validate_train)
 from bomrl.workflow.plugins import import_plugins
 from bomrl.workflow.run import load_run, make_algo
 
@@ -73,11 +74,10 @@ def validate(config: CheckHypergradientConfig):
               f"a run directory of `bomrl train --algo bomrl` (with {CONFIG_NAME})")
         cfg, algo_cfg = load_run(config.run)
         check(cfg.algo == "bomrl", "--run", str(config.run), "a run of --algo bomrl")
-        if config.preset is not None:   # measure the run's checkpoint under other settings (an A/B at one φ)
-            check_choice("--preset", config.preset, tuple(BoMrl.PRESETS))
-            algo_cfg = dataclasses.replace(algo_cfg, **BoMrl.PRESETS[config.preset])
-        if config.set:
-            algo_cfg = dataclasses.replace(algo_cfg, **parse_overrides(type(algo_cfg), tuple(config.set)))
+        # measure the run's checkpoint under other settings (an A/B at one φ): the preset, then --set
+        overrides = {**preset_overrides(cfg.algo, config.preset), **parse_overrides(type(algo_cfg), tuple(config.set))}
+        if overrides:
+            algo_cfg = dataclasses.replace(algo_cfg, **overrides)
         return cfg, algo_cfg
     flags = {"distance": config.distance, "lam": config.lam}   # this check's own flags beat --set
     cfg = TrainConfig(env=config.env, algo="bomrl", horizon=config.horizon, seed=config.seed,

@@ -299,6 +299,17 @@ def typed_overrides(cfg_cls, mapping: dict, raw_strings: bool = False) -> dict:
     return out
 
 
+def preset_overrides(algo: str, preset: str | None) -> dict:
+    """The typed settings of the algorithm's preset `preset` ({} for None); an unknown name is a
+    one-line ConfigError listing the algorithm's presets."""
+    if preset is None:
+        return {}
+    algo_cls, cfg_cls = get_algorithm(algo)
+    presets = getattr(algo_cls, "PRESETS", {})
+    check_choice(f"--preset (for --algo {algo})", preset, presets or ["(none)"])
+    return typed_overrides(cfg_cls, presets[preset])
+
+
 def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
     """The algorithm's frozen config. Precedence, lowest first (one rule, docs/WORKFLOW.md):
     the config dataclass's defaults < the algorithm's `env_defaults(env, ...)` (the paper's
@@ -306,11 +317,7 @@ def build_algo_config(cfg: TrainConfig, extra: dict | None = None):
     algo_config) < `cfg.set` (the file's `set` entries, then the command line's) < the flags
     `--lam` / `--distance` (fields of the same name)."""
     algo_cls, cfg_cls = get_algorithm(cfg.algo)
-    presets = getattr(algo_cls, "PRESETS", {})
-    preset = {}
-    if cfg.preset is not None:
-        check_choice(f"--preset (for --algo {cfg.algo})", cfg.preset, presets or ["(none)"])
-        preset = typed_overrides(cfg_cls, presets[cfg.preset])
+    preset = preset_overrides(cfg.algo, cfg.preset)
     user = typed_overrides(cfg_cls, dict(extra or {}))
     user.update(parse_overrides(cfg_cls, cfg.set))
     env_defaults = getattr(algo_cls, "env_defaults", None)
