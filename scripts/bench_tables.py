@@ -53,12 +53,16 @@ def update_table(recs) -> list[str]:
 def sampler_table(recs) -> list[str]:
     x = lambda r: r["result"]  # noqa: E731
     bare = lambda r: x(r).get("raw_mujoco_steps_per_s", x(r).get("raw_env_steps_per_s"))  # noqa: E731
+    # what the baseline steps: MuJoCo's mj_step on the family's model, or the family's env.step loop
+    baseline = lambda r: {"mujoco": "mj_step", "env.step": "env.step"}.get(x(r).get("baseline", "mujoco"), "–")  # noqa: E731
     return _table(recs, [
         ("run", lambda r: r["label"]), ("workers", lambda r: str(x(r)["workers"])),
         ("action scale", lambda r: _f(x(r).get("action_scale"), 0)),
         ("control RMS", lambda r: _f(x(r).get("control_rms"), 3)),
-        ("env steps/s", lambda r: _f(x(r)["env_steps_per_s"], 0)), ("bare MuJoCo steps/s", lambda r: _f(bare(r), 0)),
-        ("ratio", lambda r: f"**{_f(x(r)['ratio'], 3)}**"),
+        ("env steps/s", lambda r: _f(x(r)["env_steps_per_s"], 0)),
+        ("baseline", lambda r: "–" if bare(r) is None else baseline(r)),
+        ("bare steps/s", lambda r: _f(bare(r), 0)),
+        ("ratio", lambda r: "–" if x(r)["ratio"] is None else f"**{_f(x(r)['ratio'], 3)}**"),
         ("CPU µs / step (sampler, bare)",
          lambda r: f"{_f(x(r)['cpu_us_per_step'], 1)}, {_f(x(r)['raw_cpu_us_per_step'], 1)}"),
         ("CPU ratio", lambda r: _f(x(r)["cpu_ratio"], 3)), ("load (1 min)", lambda r: _f(x(r)["load_avg_1min"]))])

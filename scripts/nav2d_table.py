@@ -43,8 +43,7 @@ def random_init(run_dir: Path, steps: int = 3) -> np.ndarray:
         key = jax.random.PRNGKey(seed)
         state = algo.init(jax.random.fold_in(key, 0))
         tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]))
-        sampler.iteration = TEST_SAMPLER_CALLS
-        res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), steps)
+        res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), steps, call=TEST_SAMPLER_CALLS)
     return np.asarray(res["task_returns"]), tasks, cfg.horizon
 
 

@@ -51,7 +51,7 @@ def test_env_receives_scaled_action_and_pays_control_cost_on_it(scale):
         policy = gaussian_mlp(s.obs_dim, s.act_dim, dtype=np.float64)
         params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(1), T))
         tasks = s.sample_tasks()
-        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(2))
+        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(2), call=0)
         seeds = s.reset_seeds(0)
     assert get_family("halfcheetah-vel").action_scale == 10.0            # the registry is untouched
     stepper = get_family("halfcheetah-vel").make_stepper(T * E)
@@ -80,7 +80,7 @@ def test_process_backend_uses_the_same_scale():
                           action_scale=4.0) as s:
             policy = gaussian_mlp(s.obs_dim, s.act_dim)
             params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), T))
-            out[backend], _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(5))
+            out[backend], _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(5), call=0)
     np.testing.assert_array_equal(out["vector"].rew, out["process"].rew)
 
 

@@ -21,10 +21,10 @@ class PointSampler:
 
     def __init__(self, episodes=E, horizon=H):
         self.episodes, self.horizon = episodes, horizon
-        self.calls = 0
+        self.calls = []   # the call indices, in order
 
-    def sample(self, policy, params_t, tasks, key):
-        self.calls += 1
+    def sample(self, policy, params_t, tasks, key, *, call):
+        self.calls.append(call)
         obs, act, rew = _rollout(policy, self.episodes, self.horizon, params_t, jnp.asarray(tasks)[:, 0], key)
         sw = lambda z: np.asarray(jnp.moveaxis(z, 0, 2))                     # noqa: E731  [H, T, E] -> [T, E, H]
         rew = sw(rew)
@@ -75,7 +75,8 @@ def test_step_and_adapt(name):
     algo = make(name)
     state = algo.init(jax.random.key(0))
     sampler = PointSampler()
-    s1, m1 = algo.step(state, sampler, TASKS, jax.random.key(1))
+    s1, m1 = algo.step(state, sampler, TASKS, jax.random.key(1), call=10)
+    assert sampler.calls == [10, 11] and algo.sampler_calls == 2   # pre, post: the indices from `call`
     for key in ("charts/pre_return", "charts/post_return", "charts/env_steps", "time/sampling_s", "time/update_s"):
         assert key in m1 and np.isfinite(m1[key])
     assert m1["charts/env_steps"] == 2 * len(TASKS) * E * H      # pre + post batch
@@ -83,24 +84,24 @@ def test_step_and_adapt(name):
     changed = any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(s1.params), jax.tree.leaves(state.params)))
     assert changed
     # determinism: the same seed twice gives identical numbers
-    s2, m2 = algo.step(state, PointSampler(), TASKS, jax.random.key(1))
+    s2, m2 = algo.step(state, PointSampler(), TASKS, jax.random.key(1), call=10)
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert {k: v for k, v in m1.items() if not k.startswith("time/")} == \
            {k: v for k, v in m2.items() if not k.startswith("time/")}
     # meta-test: k adaptations, each on a fresh batch
     sampler = PointSampler()
-    out = algo.adapt(s1, sampler, TASKS, jax.random.key(2), steps=2)
+    out = algo.adapt(s1, sampler, TASKS, jax.random.key(2), steps=2, call=20)
     assert out["returns"].shape == (3,) and out["task_returns"].shape == (3, len(TASKS))
-    assert out["env_steps"] == 3 * len(TASKS) * E * H and sampler.calls == 3
+    assert out["env_steps"] == 3 * len(TASKS) * E * H and sampler.calls == [20, 21, 22]
     assert np.all(np.isfinite(out["returns"]))
 
 
 def test_multi_step_training_draws_fresh_batches():
     algo = make("promp", inner_steps=2)
     sampler = PointSampler()
-    _, m = algo.step(algo.init(jax.random.key(0)), sampler, TASKS, jax.random.key(1))
-    assert sampler.calls == 3 and m["charts/env_steps"] == 3 * len(TASKS) * E * H
+    _, m = algo.step(algo.init(jax.random.key(0)), sampler, TASKS, jax.random.key(1), call=0)
+    assert sampler.calls == [0, 1, 2] and algo.sampler_calls == 3 and m["charts/env_steps"] == 3 * len(TASKS) * E * H
     assert "charts/return_step1" in m
 
 
@@ -115,7 +116,7 @@ def test_unknown_algorithm_lists_names():
     with pytest.raises(ConfigError, match="algo='maml'.*bomrl, maml-trpo, promp, emaml"):
         get_algorithm("maml")
     with pytest.raises(ConfigError, match="must be an integer >= 0"):
-        make("maml-trpo").adapt(None, PointSampler(), TASKS, jax.random.key(0), steps=-1)
+        make("maml-trpo").adapt(None, PointSampler(), TASKS, jax.random.key(0), steps=-1, call=0)
     with pytest.raises(ConfigError):
         make_algorithm("promp", gaussian_mlp(2, 1), config=get_algorithm("emaml")[1]())
 

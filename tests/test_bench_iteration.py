@@ -48,9 +48,9 @@ def test_bench_iteration_uses_trains_reset_seeds(tmp_path, monkeypatch, capsys):
     calls = []
     original = Sampler.sample
 
-    def recording(self, policy, params, tasks, key):
-        calls.append((self.iteration, self.reset_seeds(self.iteration).tolist(), np.asarray(tasks).tolist()))
-        return original(self, policy, params, tasks, key)
+    def recording(self, policy, params, tasks, key, *, call):
+        calls.append((call, self.reset_seeds(call).tolist(), np.asarray(tasks).tolist()))
+        return original(self, policy, params, tasks, key, call=call)
 
     monkeypatch.setattr(Sampler, "sample", recording)
     common = ["--env", "nav2d", "--algo", "maml-trpo", "--tasks", "2", "--episodes", "2", "--horizon", "5"]
@@ -60,3 +60,22 @@ def test_bench_iteration_uses_trains_reset_seeds(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert [c[0] for c in trained] == [0, 1, 1000, 1001]   # pre- and post-update call of iterations 0, 1
     assert calls == trained
+
+
+def test_an_iteration_that_would_reuse_reset_seeds_is_refused():
+    """seeded_step gives iteration i the call indices i · SAMPLER_CALL_STRIDE onwards: an algorithm
+    whose step makes more calls than that stride is a one-line error before anything is sampled."""
+    import jax
+
+    from bomrl.errors import ConfigError
+    from bomrl.workflow.run import SAMPLER_CALL_STRIDE, seeded_step
+
+    class TooManyRounds:
+        name, sampler_calls = "many-rounds", SAMPLER_CALL_STRIDE + 1
+
+        def step(self, *a, **k):   # pragma: no cover - must not be reached
+            raise AssertionError("sampled")
+
+    with pytest.raises(ConfigError, match=f"makes {SAMPLER_CALL_STRIDE + 1} sampler calls") as err:
+        seeded_step(TooManyRounds(), None, None, 0, 3, jax.random.PRNGKey(0), tasks=[[0.0]])
+    assert "\n" not in str(err.value)

@@ -42,6 +42,30 @@ def test_benchmark_tables_are_rendered_from_their_records():
         assert bench["render"](path) == path.with_suffix(".md").read_text(), path
 
 
+def _tables_outside_blocks(text: str) -> list[str]:
+    """The first line of every markdown table that is not inside a `<!-- table: ... -->` block."""
+    found, inside, previous = [], False, ""
+    for line in text.splitlines():
+        if line.startswith("<!-- table:"):
+            inside = True
+        elif line.startswith("<!-- /table"):
+            inside = False
+        elif line.startswith("|") and not previous.startswith("|") and not inside:
+            found.append(line)
+        previous = line
+    return found
+
+
+def test_measured_speeds_are_generated_tables_only():
+    """docs/BENCHMARKS.md and docs/ENVIRONMENTS.md's Meta-World speed quote benchmark records only:
+    a table pasted by hand outside a sync block fails here."""
+    assert _tables_outside_blocks((ROOT / "docs" / "BENCHMARKS.md").read_text()) == []
+    env = (ROOT / "docs" / "ENVIRONMENTS.md").read_text()
+    speed = env[env.index("**Speed**"):env.index("## The task-family interface")]
+    assert _tables_outside_blocks(speed) == []
+    assert _tables_outside_blocks("text\n| a | b |\n| --- | --- |\n") == ["| a | b |"]   # the check can fail
+
+
 def test_committed_locomotion_tables_are_what_bomrl_plot_writes(tmp_path):
     """`bomrl plot results/locomotion/` writes the tables docs/REPRODUCTION.md quotes (one file per
     table under plots/tables/); recomputed from the committed runs, they are byte for byte the same."""

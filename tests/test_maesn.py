@@ -187,7 +187,7 @@ def test_latents_fixed_within_episode_and_independent_across_episodes():
     assert z.shape == (T, E, 2)
     with make_sampler("nav2d", T, E, H, seed=0, dtype=np.float64) as s:
         theta_t = jax.tree.map(lambda x: jnp.stack([x] * T), theta)
-        batch, _ = s.sample(policy, {"theta": theta_t, "z": z}, s.sample_tasks(), jax.random.PRNGKey(3))
+        batch, _ = s.sample(policy, {"theta": theta_t, "z": z}, s.sample_tasks(), jax.random.PRNGKey(3), call=0)
     for t in range(T):
         for e in range(E):
             L = int(batch.lengths[t, e])
@@ -216,15 +216,17 @@ def test_meta_batch_comes_from_the_fixed_training_tasks():
         np.testing.assert_array_equal(fixed, algo.train_tasks(s))
         seen = []
         orig = s.sample
-        s.sample = lambda policy, params, tasks, key: (seen.append(np.asarray(tasks)), orig(policy, params, tasks, key))[1]
+        s.sample = lambda policy, params, tasks, key, call: (seen.append((call, np.asarray(tasks))),
+                                                             orig(policy, params, tasks, key, call=call))[1]
         state = algo.init(jax.random.PRNGKey(0))
-        algo.step(state, s, s.sample_tasks(), jax.random.PRNGKey(1))
-    assert len(seen) == 2 and np.array_equal(seen[0], seen[1])           # pre and post: the same tasks
-    rows = [int(np.flatnonzero((fixed == t).all(axis=1))[0]) for t in seen[0]]
+        algo.step(state, s, s.sample_tasks(), jax.random.PRNGKey(1), call=7)
+    assert [c for c, _ in seen] == [7, 8] and algo.sampler_calls == 2   # pre and post: call indices 7, 8
+    assert np.array_equal(seen[0][1], seen[1][1])                        # pre and post: the same tasks
+    rows = [int(np.flatnonzero((fixed == t).all(axis=1))[0]) for t in seen[0][1]]
     assert len(set(rows)) == 3                                           # distinct rows of the fixed set
     with make_sampler("nav2d", 9, 2, 5, seed=4, dtype=np.float64) as s:
         with pytest.raises(ConfigError, match="--tasks=9 is invalid: must be <= num_train_tasks=8"):
-            algo.step(state, s, s.sample_tasks(), jax.random.PRNGKey(1))
+            algo.step(state, s, s.sample_tasks(), jax.random.PRNGKey(1), call=0)
 
 
 def test_step_is_deterministic_and_meta_test_starts_from_the_prior():
@@ -234,23 +236,20 @@ def test_step_is_deterministic_and_meta_test_starts_from_the_prior():
         state = algo.init(jax.random.PRNGKey(0))
         assert state.params["mu"].shape == (8, 2) and float(jnp.abs(state.params["log_sigma"]).max()) == 0.0
         np.testing.assert_array_equal(state.params["step_mu"], [1.0, 1.0])
-        s1, m1 = algo.step(state, s, tasks, jax.random.PRNGKey(1))
-        s.iteration = 0
-        s2, m2 = algo.step(state, s, tasks, jax.random.PRNGKey(1))
+        s1, m1 = algo.step(state, s, tasks, jax.random.PRNGKey(1), call=0)
+        s2, m2 = algo.step(state, s, tasks, jax.random.PRNGKey(1), call=0)
         for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
             np.testing.assert_array_equal(a, b)
         strip = lambda m: {k: v for k, v in m.items() if not k.startswith("time/")}  # noqa: E731
         assert strip(m1) == strip(m2)
         assert m1["charts/env_steps"] == 2 * 3 * 4 * 10 and m1["trpo/accepted"] == 1.0
         assert int(s1.iteration) == 1
-        s.iteration = 5
-        out = algo.adapt(s1, s, tasks, jax.random.PRNGKey(2), steps=2)
+        out = algo.adapt(s1, s, tasks, jax.random.PRNGKey(2), steps=2, call=5)
         assert out["returns"].shape == (3,) and out["task_returns"].shape == (3, 3)
         assert out["env_steps"] == 3 * 3 * 4 * 10
         # the training tasks' latents play no part at meta-test (q starts at the prior)
         other = s1._replace(params={**s1.params, "mu": s1.params["mu"] + 5.0, "log_sigma": s1.params["log_sigma"] - 1})
-        s.iteration = 5
-        out2 = algo.adapt(other, s, tasks, jax.random.PRNGKey(2), steps=2)
+        out2 = algo.adapt(other, s, tasks, jax.random.PRNGKey(2), steps=2, call=5)
         np.testing.assert_array_equal(out["task_returns"], out2["task_returns"])
 
 
@@ -277,15 +276,12 @@ def test_learns_nav2d_within_seconds():
     with make_sampler("nav2d", 10, 20, 50, seed=0, dtype=np.float64) as s:
         test_tasks = s.sample_tasks(np.random.default_rng(99))
         state = algo.init(jax.random.PRNGKey(0))
-        s.iteration = 10**6
-        before = algo.adapt(state, s, test_tasks, jax.random.PRNGKey(7), steps=1)["returns"]
+        before = algo.adapt(state, s, test_tasks, jax.random.PRNGKey(7), steps=1, call=10**6)["returns"]
         curve = []
         for it in range(15):
-            s.iteration = it * 10
-            state, m = algo.step(state, s, s.sample_tasks(), jax.random.PRNGKey(it + 1))
+            state, m = algo.step(state, s, s.sample_tasks(), jax.random.PRNGKey(it + 1), call=it * 10)
             curve.append(m["charts/post_return"])
-        s.iteration = 10**6
-        after = algo.adapt(state, s, test_tasks, jax.random.PRNGKey(7), steps=1)["returns"]
+        after = algo.adapt(state, s, test_tasks, jax.random.PRNGKey(7), steps=1, call=10**6)["returns"]
     # measured (2026-12-02): post-update return -53.5, -55.4, -57.4 at iterations 1-3 and
     # -17.9, -17.2, -15.7 at 13-15; meta-test after one adaptation -44.3 before, -16.1 after training
     assert np.mean(curve[-3:]) - np.mean(curve[:3]) >= 15.0, curve

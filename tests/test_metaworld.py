@@ -68,7 +68,7 @@ def test_episode_stats_on_hand_made_episodes():
     with make_sampler(_CountFamily(), 3, 2, 10, seed=0) as s:
         policy = gaussian_mlp(1, 1)
         params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), 3))
-        batch, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
+        batch, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1), call=0)
         np.testing.assert_array_equal(batch.stats["success"], [[1, 1], [0, 0], [1, 1]])
         np.testing.assert_array_equal(batch.stats["hits"], np.full((3, 2), 7.0))
         np.testing.assert_array_equal(batch.returns, np.full((3, 2), 14.0))
@@ -92,7 +92,7 @@ def test_terminate_on_success_ends_episodes_at_their_first_success():
     with make_sampler(fam, 3, 2, 10, seed=0) as s:
         policy = gaussian_mlp(1, 1)
         params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), 3))
-        batch, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
+        batch, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1), call=0)
     np.testing.assert_array_equal(batch.lengths, [[3, 3], [7, 7], [5, 5]])
     np.testing.assert_array_equal(batch.stats["success"], [[1, 1], [0, 0], [1, 1]])
     assert not _CountFamily.terminate_on_success

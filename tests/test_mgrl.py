@@ -207,7 +207,7 @@ def test_iteration_shorter_than_horizon_is_refused():
     policy = categorical_mlp(4, 2, dtype=jnp.float64)
     algo = Mgrl(MgrlConfig(rollout_len=10, updates_per_iteration=4), policy)
     with _cartpole(horizon=50) as sampler, pytest.raises(ConfigError, match="horizon"):
-        algo.step(algo.init(jax.random.PRNGKey(0)), sampler, None, jax.random.PRNGKey(1))
+        algo.step(algo.init(jax.random.PRNGKey(0)), sampler, None, jax.random.PRNGKey(1), call=0)
 
 
 # ---- determinism, resume, learning ----------------------------------------------------------------------
@@ -223,8 +223,7 @@ def _run(config, iterations, horizon=50, seed=0):
     rows = []
     with _cartpole(horizon=horizon, seed=seed) as sampler:
         for it in range(iterations):
-            sampler.iteration = it * 1000
-            state, m = algo.step(state, sampler, None, jax.random.fold_in(key, it + 1))
+            state, m = algo.step(state, sampler, None, jax.random.fold_in(key, it + 1), call=it * 1000)
             rows.append({k: v for k, v in m.items() if not k.startswith("time/")})
     return algo, state, rows
 
@@ -280,7 +279,7 @@ def test_train_resume_is_exact(tmp_path):
 def test_adapt_evaluates_the_single_task():
     algo, state, _ = _run(SMALL, 1)
     with _cartpole(horizon=50, num_tasks=2, episodes=2) as sampler:
-        out = algo.adapt(state, sampler, None, jax.random.PRNGKey(0), steps=2)
+        out = algo.adapt(state, sampler, None, jax.random.PRNGKey(0), steps=2, call=0)
     assert out["returns"].shape == (3,) and out["task_returns"].shape == (3, 2)
     assert np.all((out["returns"] >= 1) & (out["returns"] <= 50))
 

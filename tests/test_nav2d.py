@@ -43,7 +43,7 @@ def test_sampler_masks_episodes_that_reach_the_goal():
         params["mlp"][-1]["b"] = params["mlp"][-1]["b"].at[0].set(1.0)
         params["log_std"] = params["log_std"].at[0].set(-30.0)
         tasks = np.array([[0.3, 0.3], [0.4, -0.2]])
-        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(1))
+        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(1), call=0)
     assert (batch.lengths[0] == 3).all()                          # (0.1, 0.1) × 3 = goal
     np.testing.assert_allclose(batch.rew[0, :, :3], np.tile([-np.hypot(.2, .2), -np.hypot(.1, .1), 0.0], (E, 1)),
                                atol=1e-12)
@@ -125,11 +125,11 @@ def test_scan_rollout_equals_numpy_stepper(env_name):
     tasks = np.array([[0.3, 0.3], [0.2, -0.1], [-0.45, 0.4]])
     with make_sampler(env_name, T, E, H, seed=2, dtype=np.float64) as s:
         assert s.jax_native
-        b_jax, st_jax = s.sample(policy, params, tasks, jax.random.PRNGKey(5))
+        b_jax, st_jax = s.sample(policy, params, tasks, jax.random.PRNGKey(5), call=0)
     with make_sampler(env_name, T, E, H, seed=2, dtype=np.float64) as s:
         s._stepper = get_family(env_name).make_stepper(T * E)        # force the numpy stepper path
         assert not s.jax_native
-        b_np, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(5))
+        b_np, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(5), call=0)
     assert (b_jax.lengths[0] == 3).all() and (b_jax.lengths[1:] == H).all()
     np.testing.assert_array_equal(b_jax.mask, b_np.mask)
     np.testing.assert_array_equal(b_jax.lengths, b_np.lengths)
@@ -147,13 +147,13 @@ def test_scan_rollout_is_one_jitted_call_and_deterministic():
         fn = s._act_fns[policy]
         calls = []
         s._act_fns[policy] = lambda *a: calls.append(1) or fn(*a)
-        b1, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(1))
-        b2, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(1))
-        b3, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(2))
+        b1, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(1), call=0)
+        b2, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(1), call=0)
+        b3, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(2), call=1)
     assert len(calls) == 3                         # one call per sample(), not one per step
     assert fn._cache_size() == 1                   # compiled once
     for x, y in zip(b1, b2):
-        np.testing.assert_array_equal(x, y)        # same key, same batch
+        np.testing.assert_array_equal(x, y)        # same key and call index, same batch
     assert not np.array_equal(b1.act, b3.act)
     assert b1.obs.dtype == np.float32 and b1.returns.dtype == np.float64
 

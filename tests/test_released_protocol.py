@@ -199,13 +199,12 @@ def test_released_aggregates_by_hand():
 
 
 class _FixedSampler:
-    """Returns one hand-made batch whatever the policy (counts its calls as `iteration`)."""
+    """Returns one hand-made batch whatever the policy and call index."""
 
     def __init__(self, batch):
-        self.batch, self.iteration = batch, 0
+        self.batch = batch
 
-    def sample(self, policy, params, tasks, key):
-        self.iteration += 1
+    def sample(self, policy, params, tasks, key, *, call):
         return self.batch, None
 
 
@@ -223,7 +222,7 @@ def test_reported_return_excludes_the_continuation_but_the_cost_counts_it():
     for cont, expected in ((1, (3.0 + 3.0) / 2), (0, (7.0 + 3.0) / 2)):
         algo = MamlTrpo(MamlTrpoConfig(continuation=cont, advantage_estimator="centred-mc"), policy)
         data, ret, steps = algo._sample(_FixedSampler(batch), params, np.zeros((1, 1)), jax.random.PRNGKey(0),
-                                        PhaseTimer())
+                                        PhaseTimer(), call=0)
         assert ret == expected and steps == 4
         assert data.obs.shape[2] == 3 - cont
 
@@ -324,8 +323,8 @@ def test_fixed_tasks_are_the_scripts_list_or_the_first_draw(tmp_path, monkeypatc
 
     seen = []
     step = MamlTrpo.step
-    monkeypatch.setattr(MamlTrpo, "step", lambda self, st, sm, tasks, key: (seen.append(np.array(tasks)),
-                                                                             step(self, st, sm, tasks, key))[1])
+    monkeypatch.setattr(MamlTrpo, "step", lambda self, st, sm, tasks, key, **kw: (seen.append(np.array(tasks)),
+                                                                                   step(self, st, sm, tasks, key, **kw))[1])
     for flag in (["--fixed-tasks"], []):
         seen.clear()
         run = tmp_path / f"run{len(flag)}"
@@ -346,7 +345,7 @@ def test_post_episodes_enlarge_only_the_post_update_batch(tmp_path, capsys, monk
     sample = MetaAlgorithm._sample
 
     def spy(self, sampler, *a, **k):
-        seeds.append(sampler.reset_seeds(sampler.iteration).tolist())
+        seeds.append(sampler.reset_seeds(k["call"]).tolist())
         out = sample(self, sampler, *a, **k)
         shapes.append(out[0].obs.shape[:3])
         return out

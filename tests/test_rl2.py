@@ -116,7 +116,7 @@ def test_hidden_state_carried_across_episodes_and_reset_at_trials(path):
         if path == "stepper":
             s._stepper = fam.make_stepper(T * 4)
         assert s.jax_native == (path == "scan")
-        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(0))
+        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(0), call=0)
     assert batch.lengths.tolist() == [[3] * 4, [6] * 4]                # task 0's episodes end early
     np.testing.assert_array_equal(batch.mask[0, :, 3:], 0.0)
     o0 = jnp.array([0.0, 1.0])
@@ -157,7 +157,7 @@ def test_scan_and_stepper_recurrent_rollouts_agree():
         with make_sampler(fam, T, 4, H, seed=0, dtype=np.float64) as s:
             if path == "stepper":
                 s._stepper = fam.make_stepper(T * 4)
-            out.append(s.sample(policy, params, tasks, jax.random.PRNGKey(4))[0])
+            out.append(s.sample(policy, params, tasks, jax.random.PRNGKey(4), call=0)[0])
     np.testing.assert_array_equal(out[0].mask, out[1].mask)
     for name in ("obs", "act", "rew"):
         np.testing.assert_allclose(getattr(out[0], name), getattr(out[1], name), atol=1e-12, err_msg=name)
@@ -167,7 +167,7 @@ def test_sampler_rejects_bad_trial_layout():
     policy, params, tasks = _recurrent_setup(2, K=3)
     with make_sampler(CountdownFamily(), 2, 4, 6, seed=0, dtype=np.float64) as s:
         with pytest.raises(ConfigError, match="episodes=4 is invalid: must be a multiple of .*episodes_per_trial=3"):
-            s.sample(policy, params, tasks, jax.random.PRNGKey(0))
+            s.sample(policy, params, tasks, jax.random.PRNGKey(0), call=0)
 
 
 # ---- trial advantages and the PPO loss: hand-computed --------------------------------------------
@@ -223,9 +223,8 @@ def test_step_is_deterministic_and_adapt_reads_trial_episodes():
     with make_sampler("nav2d", 3, 4, 20, seed=0, dtype=np.float64) as s:
         tasks = s.sample_tasks()
         state = algo.init(jax.random.PRNGKey(0))
-        s1, m1 = algo.step(state, s, tasks, jax.random.PRNGKey(1))
-        s.iteration = 0
-        s2, m2 = algo.step(state, s, tasks, jax.random.PRNGKey(1))
+        s1, m1 = algo.step(state, s, tasks, jax.random.PRNGKey(1), call=0)
+        s2, m2 = algo.step(state, s, tasks, jax.random.PRNGKey(1), call=0)
         for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
             np.testing.assert_array_equal(a, b)
         assert {k: v for k, v in m1.items() if not k.startswith("time/")} == \
@@ -234,11 +233,11 @@ def test_step_is_deterministic_and_adapt_reads_trial_episodes():
         assert m1["charts/pre_return"] == m1["charts/return_episode1"]
         assert m1["charts/post_return"] == m1["charts/return_episode2"]
         assert int(s1.iteration) == 1 and len(jax.tree.leaves(s1.opt_state)) > 0
-        out = algo.adapt(s1, s, tasks, jax.random.PRNGKey(2), steps=3)      # trials of 4 episodes
+        out = algo.adapt(s1, s, tasks, jax.random.PRNGKey(2), steps=3, call=1)      # trials of 4 episodes
         assert out["returns"].shape == (4,) and out["task_returns"].shape == (4, 3)
         assert out["env_steps"] == 3 * 4 * 20
         with pytest.raises(ConfigError, match="adapt steps=2 is invalid: must be such that steps \\+ 1 divides"):
-            algo.adapt(s1, s, tasks, jax.random.PRNGKey(2), steps=2)
+            algo.adapt(s1, s, tasks, jax.random.PRNGKey(2), steps=2, call=1)
 
 
 @pytest.mark.parametrize("kw, fragment", [({"episodes_per_trial": 0}, "episodes_per_trial=0"),
@@ -260,7 +259,8 @@ def test_learns_nav2d_within_seconds():
         state = algo.init(jax.random.PRNGKey(0))
         curve = []
         for it in range(8):
-            state, m = algo.step(state, s, s.sample_tasks(np.random.default_rng([0, it])), jax.random.PRNGKey(it + 1))
+            state, m = algo.step(state, s, s.sample_tasks(np.random.default_rng([0, it])), jax.random.PRNGKey(it + 1),
+                                 call=it)
             curve.append(m["charts/post_return"])
     # measured (2026-12-02): -44.5 at iteration 1, -30.5, -28.4, -29.3 at iterations 6-8 (rise 15.1)
     assert np.mean(curve[-3:]) - curve[0] >= 8.0, curve

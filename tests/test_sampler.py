@@ -27,7 +27,7 @@ def test_layout_and_per_task_params():
         params["mlp"][-1]["b"] = params["mlp"][-1]["b"].at[1].set(50.0)
         params["log_std"] = params["log_std"].at[1].set(-20.0)
         tasks = s.sample_tasks()
-        batch, stats = s.sample(policy, params, tasks, jax.random.PRNGKey(0))
+        batch, stats = s.sample(policy, params, tasks, jax.random.PRNGKey(0), call=0)
     assert batch.obs.shape == (T, E, H, 17) and batch.act.shape == (T, E, H, 6)
     assert batch.rew.shape == batch.mask.shape == (T, E, H) and batch.returns.shape == (T, E)
     assert (batch.mask == 1).all() and (batch.lengths == H).all() and stats.env_steps == T * E * H
@@ -47,7 +47,7 @@ def test_ant_masks_match_gymnasium_replay():
     with make_sampler("ant-dir", T, E, H, seed=0, dtype=np.float64, action_scale=1.0) as s:
         policy, params = _policy_params(s, T)
         tasks = s.sample_tasks()
-        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(3))
+        batch, _ = s.sample(policy, params, tasks, jax.random.PRNGKey(3), call=0)
         seeds = s.reset_seeds(0)
     m = batch.mask
     assert (np.diff(m, axis=-1) <= 0).all()                 # alive, then dead for good
@@ -66,18 +66,18 @@ def test_ant_masks_match_gymnasium_replay():
                 assert batch.rew[t, e, k] == pytest.approx(r - info["x_velocity"] * (1 - tasks[t, 0]), abs=1e-9)
 
 
-def test_same_seed_same_batch_and_reset_seeds_advance():
+def test_same_seed_and_call_index_same_batch_other_index_other_resets():
     T, E, H = 2, 2, 10
     outs = []
-    for _ in range(2):
+    for calls in ((0, 1), (1, 0)):   # the batch is a function of the index, not of the call order
         with make_sampler("ant-vel", T, E, H, seed=4) as s:
             policy, params = _policy_params(s, T)
-            b1, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
-            b2, _ = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(1))
-            outs.append((b1, b2))
-    for x, y in zip(outs[0][0], outs[1][0]):
-        np.testing.assert_array_equal(x, y)
-    assert not np.array_equal(outs[0][0].obs[:, :, 0], outs[0][1].obs[:, :, 0])  # new resets per call
+            tasks = s.sample_tasks()
+            outs.append({c: s.sample(policy, params, tasks, jax.random.PRNGKey(1), call=c)[0] for c in calls})
+    for c in (0, 1):
+        for x, y in zip(outs[0][c], outs[1][c]):
+            np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(outs[0][0].obs[:, :, 0], outs[0][1].obs[:, :, 0])  # the index sets the resets
 
 
 def test_policy_compiled_once():
@@ -99,7 +99,7 @@ def test_policy_compiled_once():
             s.warmup(policy, params)
             for i in range(3):
                 params = jax.tree_util.tree_map(lambda p: p * 1.01, params)
-                s.sample(policy, params, tasks, jax.random.PRNGKey(i))
+                s.sample(policy, params, tasks, jax.random.PRNGKey(i), call=i)
     finally:
         sampler_mod.make_act_fn = orig
     assert len(calls) == 1 and calls[0]._cache_size() == 1
@@ -121,13 +121,17 @@ def test_bad_sample_inputs_one_line():
     with make_sampler("halfcheetah-vel", 2, 1, 3) as s:
         policy, params = _policy_params(s, 2)
         with pytest.raises(ConfigError, match="tasks.shape"):
-            s.sample(policy, params, np.zeros((3, 1)), jax.random.PRNGKey(0))
+            s.sample(policy, params, np.zeros((3, 1)), jax.random.PRNGKey(0), call=0)
         _, params3 = _policy_params(s, 3)
         with pytest.raises(ConfigError, match="leading axis"):
-            s.sample(policy, params3, s.sample_tasks(), jax.random.PRNGKey(0))
+            s.sample(policy, params3, s.sample_tasks(), jax.random.PRNGKey(0), call=0)
         wrong = gaussian_mlp(5, 6)
         with pytest.raises(ConfigError, match="obs_dim"):
-            s.sample(wrong, params, s.sample_tasks(), jax.random.PRNGKey(0))
+            s.sample(wrong, params, s.sample_tasks(), jax.random.PRNGKey(0), call=0)
+        for call in (-1, 1.5, True, None):
+            with pytest.raises(ConfigError, match="call=") as err:
+                s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0), call=call)
+            assert "\n" not in str(err.value) and "integer >= 0" in str(err.value)
 
 
 def test_nothing_written_to_cwd(tmp_path, monkeypatch, capfd):
@@ -139,7 +143,7 @@ def test_nothing_written_to_cwd(tmp_path, monkeypatch, capfd):
     monkeypatch.chdir(tmp_path)
     with make_sampler("halfcheetah-vel", 1, 1, 3) as s:
         policy, params = _policy_params(s, 1)
-        s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0))
+        s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0), call=0)
     log = mujoco_log_path()
     before = log.read_text() if log.exists() else ""
     mujoco.MjModel.from_xml_path(str(_asset("half_cheetah.xml")))  # a model that makes MuJoCo log
@@ -218,7 +222,7 @@ def test_discrete_gymnasium_family():
         policy = categorical_mlp(s.obs_dim, s.act_dim)
         params = jax.vmap(policy.init)(jax.random.split(jax.random.PRNGKey(0), 2))
         tasks = s.sample_tasks()
-        batch, stats = s.sample(policy, params, tasks, jax.random.PRNGKey(1))
+        batch, stats = s.sample(policy, params, tasks, jax.random.PRNGKey(1), call=0)
         lengths = [env.unwrapped.length for env in s._stepper.envs]
     assert batch.act.shape == (2, 3, 30) and batch.act.dtype == np.int64
     assert set(np.unique(batch.act[batch.mask == 1])) <= {0, 1}

@@ -63,7 +63,7 @@ def test_process_backend_equals_vector_backend():
         # action scale 1: std-1 actions make the Ant hop out of its healthy range (early ends)
         with make_sampler("ant-vel", 3, 2, 30, backend=backend, num_workers=2, seed=9, action_scale=1.0) as s:
             policy, params = _policy(s, 3)
-            out[backend] = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(2))[0]
+            out[backend] = s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(2), call=0)[0]
     for x, y in zip(out["vector"], out["process"]):
         np.testing.assert_array_equal(x, y)
     assert out["process"].lengths.min() < 30  # terminations crossed the worker boundary too
@@ -79,7 +79,7 @@ def test_two_samplers_in_a_row_then_close_twice():
         s = make_sampler("halfcheetah-dir", 2, 2, 5, backend="process", num_workers=2)
         procs = list(s._stepper.procs)
         policy, params = _policy(s, 2)
-        s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0))
+        s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0), call=0)
         s.close()
         s.close()                               # idempotent
         assert all(p.poll() is not None for p in procs)
@@ -98,6 +98,6 @@ def test_worker_failure_is_a_clear_error_not_a_hang(how, message):
     with make_sampler(FailingCheetah(3, how), 2, 2, 10, backend="process", num_workers=1) as s:
         policy, params = _policy(s, 2)
         with pytest.raises(BomrlError) as err:
-            s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0))
+            s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0), call=0)
     assert message in str(err.value) and "\n" not in str(err.value)
     assert time.monotonic() - t0 < 60

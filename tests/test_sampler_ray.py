@@ -84,7 +84,7 @@ def _vector_batches(T, E, H, seed, keys):
     with make_sampler("halfcheetah-vel", T, E, H, backend="vector", num_workers=1, seed=seed) as s:
         policy, params = _policy_params(s, T)
         tasks = s.sample_tasks()
-        return [s.sample(policy, params, tasks, k)[0] for k in keys]
+        return [s.sample(policy, params, tasks, k, call=c)[0] for c, k in enumerate(keys)]
 
 
 def _assert_same(a, b):
@@ -107,7 +107,7 @@ def test_ray_backend_equals_vector_backend(local_ray):
         assert [(sl.start, sl.stop) for sl in s.workers.slices] == [(0, 2), (2, 3)]
         policy, params = _policy_params(s, 3)
         tasks = s.sample_tasks()
-        out = [s.sample(policy, params, tasks, k) for k in keys]
+        out = [s.sample(policy, params, tasks, k, call=c) for c, k in enumerate(keys)]
     for (batch, stats), r in zip(out, ref):
         _assert_same(batch, r)
         assert stats.env_steps == 3 * 2 * 12
@@ -128,7 +128,7 @@ def test_killed_actor_is_replaced_and_its_shard_resampled(local_ray, tmp_path):
         pids0 = s.workers.worker_pids()
 
         ray.kill(s.workers.actors[0], no_restart=False)          # dies before the call
-        b0, _ = s.sample(policy, params, tasks, keys[0])
+        b0, _ = s.sample(policy, params, tasks, keys[0], call=0)
         pids1 = s.workers.worker_pids()
 
         for f in os.listdir(marker_dir):
@@ -146,7 +146,7 @@ def test_killed_actor_is_replaced_and_its_shard_resampled(local_ray, tmp_path):
 
         killer = threading.Thread(target=kill_mid_call)
         killer.start()
-        b1, _ = s.sample(policy, params, tasks, keys[1])
+        b1, _ = s.sample(policy, params, tasks, keys[1], call=1)
         killer.join()
         pids2 = s.workers.worker_pids()
     assert killed == [pids1[1]]
@@ -162,7 +162,7 @@ def test_failing_worker_and_too_many_workers_give_one_line_errors(local_ray, mon
     with make_sampler(SlowCheetah(fail=True), 2, 1, 5, backend="ray", num_workers=2) as s:
         policy, params = _policy_params(s, 2)
         with pytest.raises(BomrlError, match="boom in the stepper") as info:
-            s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0))
+            s.sample(policy, params, s.sample_tasks(), jax.random.PRNGKey(0), call=0)
     assert "\n" not in str(info.value) and "Ray sampler worker" in str(info.value)
 
     monkeypatch.setattr(ray_sampler, "START_TIMEOUT", 3.0)    # 3 one-CPU actors on 2 CPUs
@@ -208,6 +208,6 @@ def test_metaworld_family_on_ray_equals_vector(local_ray):
     for backend in ("vector", "ray"):
         with make_sampler("ml1-reach-v3", 3, 1, 15, backend=backend, num_workers=2, seed=1) as s:
             policy, params = _policy_params(s, 3)
-            out[backend] = s.sample(policy, params, s.sample_tasks(), key)[0]
+            out[backend] = s.sample(policy, params, s.sample_tasks(), key, call=0)[0]
     assert out["vector"].stats["success"].shape == (3, 1)
     _assert_same(out["ray"], out["vector"])

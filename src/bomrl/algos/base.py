@@ -2,8 +2,12 @@
 
     algo = get_algorithm("maml-trpo")(config, policy)
     state = algo.init(key)                                     # plain pytree (checkpointable)
-    state, metrics = algo.step(state, sampler, tasks, key)     # one meta-iteration
-    returns = algo.adapt(state, sampler, tasks, key, steps=3)  # meta-test: [steps + 1] mean returns
+    state, metrics = algo.step(state, sampler, tasks, key, call=i * 1000)   # one meta-iteration
+    out = algo.adapt(state, sampler, tasks, key, steps=3, call=10**9)       # meta-test: out["returns"] [steps + 1]
+
+`call` is the index of the first sampler call; the calls of one step or adapt take call, call + 1,
+... (`sampler_calls` of them per step). Like the key, it makes the numbers a function of the
+arguments: the index fixes the environments' reset seeds (bomrl.envs.sampler).
 
 One meta-iteration = pre-update sampling with φ (plus k-1 more adaptation rounds, each on FRESH
 data sampled with the current adapted policies), adaptation, post-update sampling with the adapted
@@ -29,7 +33,7 @@ from bomrl.core.policies import Policy, mean_action as _mean_action
 from bomrl.errors import check
 
 
-MEAN_ACTION_CALLS = 2**30   # offset of the mean-action rounds' reset seeds from the stochastic rounds'
+MEAN_ACTION_CALLS = 2**30   # offset of the mean-action rounds' call indices (reset seeds) from the stochastic rounds'
 
 
 class AlgoState(NamedTuple):
@@ -121,10 +125,11 @@ class MetaAlgorithm:
         return AlgoState(params, self._init_opt_state(params), jnp.zeros((), jnp.int32),
                          self._init_extra())
 
-    def step(self, state: AlgoState, sampler, tasks, key: jax.Array, post_sampler=None):
-        """One meta-iteration. Returns (new_state, metrics). `post_sampler` (same tasks, other
-        episode count) draws the post-update batch; its call index continues `sampler`'s, so the
-        reset seeds of the iteration's calls stay distinct."""
+    def step(self, state: AlgoState, sampler, tasks, key: jax.Array, *, call: int, post_sampler=None):
+        """One meta-iteration. Returns (new_state, metrics). It makes `sampler_calls` sampler calls
+        with the indices call, call + 1, ... (they fix the reset seeds: `Sampler.sample`).
+        `post_sampler` (same tasks, other episode count) draws the post-update batch, with the
+        index after the adaptation rounds'."""
         timer = PhaseTimer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         keys = jax.random.split(key, self.adapt_rounds + 2)
@@ -132,7 +137,7 @@ class MetaAlgorithm:
         inner_datas, returns, env_steps, inner_metrics = [], [], 0, {}
         pre_stats, post_stats = {}, {}
         for j in range(self.adapt_rounds):
-            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer,
+            data, ret, n = self._sample(sampler, params_t, tasks, keys[j], timer, call=call + j,
                                         stats_out=pre_stats if j == 0 else None)
             inner_datas.append(data)
             returns.append(ret)
@@ -140,12 +145,8 @@ class MetaAlgorithm:
             t0 = time.perf_counter()
             params_t, inner_metrics = block_tree(self._adapt_with_metrics(params_t, data))
             timer.add("adapt", time.perf_counter() - t0)
-        if post_sampler is None:
-            post, post_ret, n = self._sample(sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
-        else:
-            post_sampler.iteration = sampler.iteration
-            post, post_ret, n = self._sample(post_sampler, params_t, tasks, keys[-2], timer, stats_out=post_stats)
-            sampler.iteration = post_sampler.iteration
+        post, post_ret, n = self._sample(sampler if post_sampler is None else post_sampler, params_t, tasks,
+                                         keys[-2], timer, call=call + self.adapt_rounds, stats_out=post_stats)
         env_steps += n
         t0 = time.perf_counter()
         state, metrics = self._meta_update(state, tuple(inner_datas), post, params_t, keys[-1])
@@ -167,12 +168,13 @@ class MetaAlgorithm:
         metrics.update(stats_metrics(pre_stats, post_stats))
         return state, metrics
 
-    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, eval_sampler=None,
-              mean_action: bool = False):
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, *, call: int,
+              eval_sampler=None, eval_call: int | None = None, mean_action: bool = False):
         """Meta-test: `steps` successive adaptations, each on FRESH data sampled with the current
-        (adapted) policies; nothing is re-used across steps. With `eval_sampler`, the final round
-        (after `steps` adaptations) is sampled from it instead (e.g. fewer episodes that end at
-        their first success: Meta-World's evaluation protocol).
+        (adapted) policies; nothing is re-used across steps. Round j (0..steps) samples with the call
+        index call + j. With `eval_sampler`, the final round (after `steps` adaptations) is sampled
+        from it instead, with the index `eval_call` (e.g. fewer episodes that end at their first
+        success: Meta-World's evaluation protocol).
 
         Returns a dict: `returns` [steps + 1] mean episode return after 0..steps adaptations,
         `task_returns` [steps + 1, T] per task, `env_steps` total steps drawn, `adapt_kl` [steps]
@@ -185,6 +187,8 @@ class MetaAlgorithm:
         those of a run without it): `task_returns_mean_action` [steps + 1, T].
         """
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
+        if eval_sampler is not None:
+            check(eval_call is not None, "eval_call", eval_call, "an integer >= 0 with eval_sampler")
         timer = PhaseTimer()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
         params_t = broadcast_tasks(state.params, num_tasks)
@@ -192,18 +196,16 @@ class MetaAlgorithm:
         means, per_task, env_steps, kls, rounds, modes = [], [], 0, [], [], []
         for j in range(steps + 1):
             rounds.append({})
-            source = eval_sampler if (eval_sampler is not None and j == steps) else sampler
-            data, ret, n = self._sample(source, params_t, tasks, keys[j], timer, per_task=True,
+            final_eval = eval_sampler is not None and j == steps
+            source, c = (eval_sampler, eval_call) if final_eval else (sampler, call + j)
+            data, ret, n = self._sample(source, params_t, tasks, keys[j], timer, call=c, per_task=True,
                                         stats_out=rounds[-1])
             means.append(float(np.mean(ret)))
             per_task.append(ret)
             env_steps += n
-            if mean_action:
-                calls = source.iteration
-                source.iteration = calls + MEAN_ACTION_CALLS
+            if mean_action:   # the index after c, offset by MEAN_ACTION_CALLS
                 _, ret_mode, n = self._sample(source, params_t, tasks, keys[j], timer, per_task=True,
-                                              policy=_mean_action(self.policy))
-                source.iteration = calls
+                                              call=c + 1 + MEAN_ACTION_CALLS, policy=_mean_action(self.policy))
                 modes.append(ret_mode)
                 env_steps += n
             if j < steps:
@@ -244,6 +246,11 @@ class MetaAlgorithm:
         `InnerPGSettings`: its inner_steps, one policy-gradient step per round), else 1."""
         return getattr(self.config, "adapt_rounds", 1)
 
+    @property
+    def sampler_calls(self) -> int:
+        """Sampler calls of one `step`: its adaptation rounds and the post-update round."""
+        return self.adapt_rounds + 1
+
     def _init_opt_state(self, params):
         return ()
 
@@ -267,13 +274,14 @@ class MetaAlgorithm:
                              estimator=getattr(c, "advantage_estimator", "gae"),
                              continuation=getattr(c, "continuation", 0))
 
-    def _sample(self, sampler, params_t, tasks, key, timer: PhaseTimer, per_task: bool = False,
+    def _sample(self, sampler, params_t, tasks, key, timer: PhaseTimer, *, call: int, per_task: bool = False,
                 stats_out: dict | None = None, policy=None):
-        """Sample with per-task params, turn the batch into `Data` (jax arrays + advantages).
+        """Sample with per-task params and the call index `call`, turn the batch into `Data` (jax
+        arrays + advantages).
         `stats_out` receives the family's episode statistics as per-task means {name: [T]};
         `policy` replaces the algorithm's policy for acting (e.g. its mean-action form)."""
         t0 = time.perf_counter()
-        out = sampler.sample(self.policy if policy is None else policy, params_t, tasks, key)
+        out = sampler.sample(self.policy if policy is None else policy, params_t, tasks, key, call=call)
         batch = out[0] if isinstance(out, tuple) else out
         if stats_out is not None:
             stats_out.update(task_means(batch))

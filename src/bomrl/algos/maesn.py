@@ -316,8 +316,9 @@ class Maesn(MetaAlgorithm):
         eps = jax.random.normal(key, (mu.shape[0], episodes, mu.shape[1]), mu.dtype)
         return post_latents(mu, log_sigma, eps), eps
 
-    def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
-        """One meta-iteration (module docstring). `tasks` only gives the meta-batch size T."""
+    def step(self, state: AlgoState, sampler, tasks, key: jax.Array, *, call: int):
+        """One meta-iteration (module docstring), sampler call indices call (pre-update) and
+        call + 1 (post-update). `tasks` only gives the meta-batch size T."""
         c = self.config
         timer = PhaseTimer()
         T = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
@@ -333,13 +334,13 @@ class Maesn(MetaAlgorithm):
         theta_t = broadcast_tasks(P["theta"], T)
         pre_stats, post_stats = {}, {}
         pre, pre_ret, n0 = self._sample(sampler, {"theta": theta_t, "z": z0}, batch_tasks, k_s0, timer,
-                                        stats_out=pre_stats)
+                                        call=call, stats_out=pre_stats)
         t0 = time.perf_counter()
         theta1, mu1, ls1, inner_m = jax.block_until_ready(self._adapt_jit(P, idx, z0, pre))
         timer.add("adapt", time.perf_counter() - t0)
         z1, eps1 = self._draw(k_eps1, mu1, ls1, E)
         post, post_ret, n1 = self._sample(sampler, {"theta": theta1, "z": z1}, batch_tasks, k_s1, timer,
-                                          stats_out=post_stats)
+                                          call=call + 1, stats_out=post_stats)
         t0 = time.perf_counter()
         new_params, m = jax.block_until_ready(self._update_jit(P, idx, z0, pre, eps1, post))
         timer.add("update", time.perf_counter() - t0)
@@ -356,9 +357,10 @@ class Maesn(MetaAlgorithm):
         metrics.update(stats_metrics(pre_stats, post_stats))
         return AlgoState(new_params, state.opt_state, state.iteration + 1, state.extra), metrics
 
-    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, *, call: int):
         """Meta-test on new tasks: q starts at the prior N(0, I); `steps` inner steps with the learned
-        step sizes (× test_lr_decay^max(0, j − 1)), each on FRESH episodes sampled with z ~ q.
+        step sizes (× test_lr_decay^max(0, j − 1)), each on FRESH episodes sampled with z ~ q (round j:
+        sampler call index call + j).
         Returns `returns` [steps + 1], `task_returns` [steps + 1, T], `env_steps`."""
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         c = self.config
@@ -376,8 +378,8 @@ class Maesn(MetaAlgorithm):
             k_eps, k_s = jax.random.split(keys[j])
             z, _ = self._draw(k_eps, test["mu"], test["log_sigma"], sampler.episodes)
             rounds.append({})
-            data, ret, n = self._sample(sampler, {"theta": theta_t, "z": z}, tasks, k_s, timer, per_task=True,
-                                        stats_out=rounds[-1])
+            data, ret, n = self._sample(sampler, {"theta": theta_t, "z": z}, tasks, k_s, timer, call=call + j,
+                                        per_task=True, stats_out=rounds[-1])
             means.append(float(np.mean(ret)))
             per_task.append(ret)
             env_steps += n

@@ -398,9 +398,10 @@ class Mgrl(MetaAlgorithm):
             self._runner = (key, sampler.nstep_runner(c.num_envs))
         return self._runner[1]
 
-    def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
-        """One iteration: reset the N environments, `updates_per_iteration` online updates.
-        `tasks` is not used (one task, `task`). Returns (new_state, metrics)."""
+    def step(self, state: AlgoState, sampler, tasks, key: jax.Array, *, call: int):
+        """One iteration: reset the N environments (reset seeds of the call index `call`:
+        `Sampler.reset_seeds`), `updates_per_iteration` online updates. `tasks` is not used (one
+        task, `task`). Returns (new_state, metrics)."""
         c = self.config
         if c.rollout_len * c.updates_per_iteration < sampler.horizon:
             raise ConfigError(f"rollout_len × updates_per_iteration = {c.rollout_len * c.updates_per_iteration} "
@@ -409,8 +410,7 @@ class Mgrl(MetaAlgorithm):
         timer = PhaseTimer()
         task = self.task(sampler)
         runner = self._get_runner(sampler)
-        seeds = np.random.SeedSequence([sampler.seed, int(sampler.iteration)]).generate_state(c.num_envs)
-        sampler.iteration += 1
+        seeds = np.random.SeedSequence([sampler.seed, int(call)]).generate_state(c.num_envs)
         dtype = self._dtype()
         t0 = time.perf_counter()
         runner.reset(task, seeds)
@@ -448,17 +448,17 @@ class Mgrl(MetaAlgorithm):
         })
         return self._state(carry, state.iteration + 1), metrics
 
-    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
-        """Meta-test: no adaptation. Each of the steps + 1 rounds evaluates the policy on fresh
-        whole episodes (the sampler's E per task) of the run's single task (every one of the T task
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, *, call: int):
+        """Meta-test: no adaptation. Each of the steps + 1 rounds (round j: sampler call index
+        call + j) evaluates the policy on fresh whole episodes (the sampler's E per task) of the run's single task (every one of the T task
         slots gets it). Returns `returns` [steps + 1], `task_returns` [steps + 1, T], `env_steps`."""
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
         T = sampler.num_tasks
         task_rep = np.repeat(self.task(sampler)[None], T, axis=0)
         params_t = broadcast_tasks(state.params, T)
         means, per_task, env_steps, rounds = [], [], 0, []
-        for k in jax.random.split(key, steps + 1):
-            out = sampler.sample(self.policy, params_t, task_rep, k)
+        for j, k in enumerate(jax.random.split(key, steps + 1)):
+            out = sampler.sample(self.policy, params_t, task_rep, k, call=call + j)
             batch = out[0] if isinstance(out, tuple) else out
             ret = np.asarray(batch.returns, np.float64).mean(axis=1)
             means.append(float(ret.mean()))

@@ -198,20 +198,21 @@ class RL2(MetaAlgorithm):
         return params, opt_state, metrics
 
     # ---- interface ------------------------------------------------------------------------------
-    def _sample_trials(self, sampler, policy, params, tasks, key, timer: PhaseTimer):
+    def _sample_trials(self, sampler, policy, params, tasks, key, timer: PhaseTimer, call: int):
         t0 = time.perf_counter()
         num_tasks = len(tasks) if not hasattr(tasks, "shape") else tasks.shape[0]
-        batch = sampler.sample(policy, broadcast_tasks(params, num_tasks), tasks, key)
+        batch = sampler.sample(policy, broadcast_tasks(params, num_tasks), tasks, key, call=call)
         batch = batch[0] if isinstance(batch, tuple) else batch
         timer.add("sampling", time.perf_counter() - t0)
         return batch
 
-    def step(self, state: AlgoState, sampler, tasks, key: jax.Array):
-        """One meta-iteration: one batch of trials, one PPO update. Returns (new_state, metrics)."""
+    def step(self, state: AlgoState, sampler, tasks, key: jax.Array, *, call: int):
+        """One meta-iteration: one batch of trials (sampler call index `call`), one PPO update.
+        Returns (new_state, metrics)."""
         c = self.config
         timer = PhaseTimer()
         k_sample, k_update = jax.random.split(key)
-        batch = self._sample_trials(sampler, self.policy, state.params, tasks, k_sample, timer)
+        batch = self._sample_trials(sampler, self.policy, state.params, tasks, k_sample, timer, call)
         t0 = time.perf_counter()
         dtype = jax.tree.leaves(state.params)[0].dtype
         act = jnp.asarray(batch.act, jnp.int32 if self.policy.discrete else dtype)
@@ -243,9 +244,9 @@ class RL2(MetaAlgorithm):
         new_state = AlgoState(params, opt_state, state.iteration + 1, state.extra)
         return new_state, metrics
 
-    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3):
-        """Meta-test: trials of steps + 1 episodes on each task, no gradient step; "after k
-        adaptations" = the (k+1)-th episode of the trials. Returns `returns` [steps + 1] (mean over
+    def adapt(self, state: AlgoState, sampler, tasks, key: jax.Array, steps: int = 3, *, call: int):
+        """Meta-test: trials of steps + 1 episodes on each task (one sampler call, index `call`), no
+        gradient step; "after k adaptations" = the (k+1)-th episode of the trials. Returns `returns` [steps + 1] (mean over
         tasks), `task_returns` [steps + 1, T] (mean over the task's E / (steps + 1) trials),
         `env_steps`."""
         check(isinstance(steps, int) and steps >= 0, "steps", steps, "an integer >= 0")
@@ -255,7 +256,7 @@ class RL2(MetaAlgorithm):
               f"such that steps + 1 divides the episodes per task ({E}): RL²'s meta-test runs trials "
               f"of steps + 1 episodes")
         policy = self.policy._replace(episodes_per_trial=K)
-        batch = self._sample_trials(sampler, policy, state.params, tasks, key, PhaseTimer())
+        batch = self._sample_trials(sampler, policy, state.params, tasks, key, PhaseTimer(), call)
         T = np.shape(batch.returns)[0]
         per_task = np.asarray(batch.returns, np.float64).reshape(T, E // K, K).mean(axis=1).T    # [K, T]
         out = {"returns": per_task.mean(axis=1), "task_returns": per_task,

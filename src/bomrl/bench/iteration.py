@@ -79,8 +79,8 @@ def measure(config: BenchIterationConfig, family, algo_cls, algo_cfg, train_cfg:
         eval_tasks = sampler.sample_tasks(np.random.default_rng([config.seed, 10**6]))
 
         def evaluate():   # reset seeds of its own (far beyond the iterations'): training is unchanged
-            sampler.iteration = EVAL_SAMPLER_CALLS
-            out = algo.adapt(state, sampler, eval_tasks, jax.random.fold_in(key, 10**6), config.eval_steps)
+            out = algo.adapt(state, sampler, eval_tasks, jax.random.fold_in(key, 10**6), config.eval_steps,
+                             call=EVAL_SAMPLER_CALLS)
             evals.append([round(float(r), 2) for r in out["returns"]])
 
         if config.eval_steps:

@@ -200,13 +200,13 @@ def run(config: BenchSamplerConfig) -> dict:
             raw_before = raw_cpu_before = None
         else:
             if config.baseline_controls == "sampler":   # an untimed call: the controls it sends
-                batch, _ = sampler.sample(policy, params, tasks, jax.random.fold_in(key, 2**20))
+                batch, _ = sampler.sample(policy, params, tasks, jax.random.fold_in(key, 2**20), call=2**20)
                 controls = sampler_controls(sampler, batch, config.seed)
             raw_before, raw_cpu_before = raw_rate(xml, steps_per_proc, config.horizon, workers, controls)
         best, best_cpu = None, None
         for r in range(config.repeats):
             cpu0 = time.process_time()  # all threads of this process
-            _, stats = sampler.sample(policy, params, tasks, jax.random.fold_in(key, r))
+            _, stats = sampler.sample(policy, params, tasks, jax.random.fold_in(key, r), call=r)
             if best is None or stats.seconds < best.seconds:
                 best, best_cpu = stats, time.process_time() - cpu0
     env_rate = best.env_steps / best.seconds

@@ -82,7 +82,7 @@ def measure(config: BenchUpdateConfig, train_cfg: TrainConfig, algo_cfg) -> dict
         dtype = jax.tree.leaves(phi)[0].dtype
         tasks = sampler.sample_tasks(np.random.default_rng(config.seed))
 
-        def collect(name, params_t, k):
+        def collect(name, params_t, k, call):
             if not config.sample:
                 k1, k2, k3 = jax.random.split(k, 3)
                 obs = jax.random.normal(k1, (T, E, H, sampler.obs_dim), dtype)
@@ -90,7 +90,7 @@ def measure(config: BenchUpdateConfig, train_cfg: TrainConfig, algo_cfg) -> dict
                     params_t, obs, jax.random.split(k2, T))
                 return obs, act, jax.random.normal(k3, (T, E, H), dtype), jnp.ones((T, E, H), dtype)
             t0, c0 = time.perf_counter(), time.process_time()
-            batch, _ = sampler.sample(policy, params_t, tasks, k)
+            batch, _ = sampler.sample(policy, params_t, tasks, k, call=call)
             timings[f"sampling_{name}_s"] = time.perf_counter() - t0
             cpu[f"sampling_{name}"] = time.process_time() - c0
             act = jnp.asarray(batch.act, jnp.int32 if policy.discrete else dtype)
@@ -112,9 +112,9 @@ def measure(config: BenchUpdateConfig, train_cfg: TrainConfig, algo_cfg) -> dict
         phi_t = broadcast_tasks(phi, T)
         if config.sample:
             sampler.warmup(policy, phi_t)
-        pre = timed("advantages_pre", algo._jit_process, collect("pre", phi_t, jax.random.fold_in(key, 1)))
+        pre = timed("advantages_pre", algo._jit_process, collect("pre", phi_t, jax.random.fold_in(key, 1), 0))
         thetas, diag, pullbacks = timed("inner", algo._adapt_vjp_jit, phi_t, pre)
-        post = timed("advantages_post", algo._jit_process, collect("post", thetas, jax.random.fold_in(key, 2)))
+        post = timed("advantages_post", algo._jit_process, collect("post", thetas, jax.random.fold_in(key, 2), 1))
         grad, hyper = timed("hypergrad", jax.jit(algo.meta_gradient), phi, pre, post, thetas, pullbacks)
         _, trpo = timed("meta_step", jax.jit(algo.meta_step), phi, pre, post, thetas, grad)
     finally:

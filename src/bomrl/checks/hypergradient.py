@@ -125,15 +125,15 @@ def measure(config: CheckHypergradientConfig, cfg: TrainConfig, algo_cfg) -> dic
         tasks = sampler.sample_tasks(np.random.default_rng([config.seed, 0x43484B]))
         keys = jax.random.split(jax.random.fold_in(key, 0x43484B), 4)
 
-        def sample(params_t, k):
-            data, ret, _ = algo._sample(sampler, params_t, tasks, k, _NullTimer(), per_task=True)
+        def sample(params_t, k, call):
+            data, ret, _ = algo._sample(sampler, params_t, tasks, k, _NullTimer(), call=call, per_task=True)
             return data, np.asarray(ret, np.float64)
 
         phi_t = broadcast_tasks(phi, K)
-        pre, pre_ret = sample(phi_t, keys[0])
+        pre, pre_ret = sample(phi_t, keys[0], 0)
         thetas, diag = algo._adapt_jit(phi_t, pre)
-        post, post_ret = sample(thetas, keys[1])
-        fresh, _ = sample(phi_t, keys[2])
+        post, post_ret = sample(thetas, keys[1], 1)
+        fresh, _ = sample(phi_t, keys[2], 2)
         hg_mean, hmetrics = jax.jit(algo.meta_gradient)(phi, pre, post, thetas)
         # per-task hypergradients: the "task mean" of a batch of one task, vmapped over the K tasks
         one = lambda tree: jax.tree.map(lambda x: x[None], tree)  # noqa: E731
@@ -181,7 +181,7 @@ def measure(config: CheckHypergradientConfig, cfg: TrainConfig, algo_cfg) -> dic
 
         alpha = config.maml_lr
         maml = jax.vmap(lambda p, d: pg_step(policy, "log_likelihood", alpha, p, d, None))(phi_t, pre)
-        maml_post, maml_ret = sample(maml, keys[3])
+        maml_post, maml_ret = sample(maml, keys[3], 3)
         base_fresh, base_in = surrogate(phi_t, fresh), surrogate(phi_t, pre)
         out = {
             "env": cfg.env, "source": source, "run": str(config.run) if config.run is not None else None,

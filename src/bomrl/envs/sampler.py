@@ -4,7 +4,7 @@
     with make_sampler("halfcheetah-vel", num_tasks=40, episodes=20, horizon=200,
                       backend="vector", num_workers=None, seed=0) as sampler:
         tasks = sampler.sample_tasks()                      # [T, task_dim], seeded by `seed`
-        batch, stats = sampler.sample(policy, params, tasks, key)
+        batch, stats = sampler.sample(policy, params, tasks, key, call=0)
 
 - `policy` is a core.policies.Policy; `params` its parameter pytree with a leading task axis [T, ...]
   (each task acts with its own parameters). Per time step there is ONE jitted call that vmaps
@@ -18,9 +18,10 @@
 - `stats` is SampleStats(mean_return [T], env_steps, seconds, policy_seconds, env_seconds,
   mean_length [T]);
   `stats.metrics()` gives namespaced scalars for logging.
-- Reproducible: the (task, episode) environment of call number k gets reset seed
-  SeedSequence([seed, k]).generate_state(T*E)[t*E + e]; the action noise comes from `key`. Same
-  sampler seed, same call order and same key give identical batches, on either backend.
+- Reproducible: `call` is the call's index k, an argument like `key`: the (task, episode)
+  environment gets reset seed SeedSequence([seed, k]).generate_state(T*E)[t*E + e]; the action
+  noise comes from `key`. Same sampler seed, call index and key give identical batches, on every
+  backend; the sampler keeps no counter (bomrl.workflow.run gives each meta-iteration its range).
 - Families with pure-JAX dynamics (`TaskFamily.jax_env()`, e.g. nav2d) on the "vector" backend:
   the whole rollout of all tasks (policy, action scaling, dynamics, masks) is ONE jitted
   `lax.scan` (bomrl.envs.jax_rollout), compiled once per policy; same layout, seeds and noise.
@@ -88,7 +89,6 @@ class Sampler:
         self.num_workers = num_workers or (os.cpu_count() or 1)
         self.obs_dim, self.act_dim, low, high, self.discrete = family.spaces()
         self.low, self.high = low, high
-        self.iteration = 0
         self._act_fns: dict[Any, Any] = {}
         self._remote = remote is not None
         self._stepper = None
@@ -140,9 +140,9 @@ class Sampler:
             tasks = self.family.sample_tasks(rng, n)
         return np.asarray(tasks, np.float64)
 
-    def reset_seeds(self, iteration: int) -> np.ndarray:
-        """Reset seed of every (task, episode) env in call number `iteration`, [T*E] (row-major)."""
-        return np.random.SeedSequence([self.seed, int(iteration)]).generate_state(self.num_envs, np.uint32)
+    def reset_seeds(self, call: int) -> np.ndarray:
+        """Reset seed of every (task, episode) env in the call of index `call`, [T*E] (row-major)."""
+        return np.random.SeedSequence([self.seed, int(call)]).generate_state(self.num_envs, np.uint32)
 
     def nstep_runner(self, num_envs: int):
         """An n-step runner (bomrl.envs.nstep.NStepRunner) of num_envs environments of this sampler's
@@ -230,12 +230,14 @@ class Sampler:
         obs = np.zeros((self.num_tasks, self.episodes, self.obs_dim), first_float_dtype(params))
         jax.block_until_ready(self._act_fn(policy)(params, obs, key, np.int32(0)))
 
-    def sample(self, policy, params, tasks, key) -> tuple[Batch, SampleStats]:
-        """Roll out E episodes of H steps in each of the T tasks. Shapes in the module docstring."""
+    def sample(self, policy, params, tasks, key, *, call: int) -> tuple[Batch, SampleStats]:
+        """Roll out E episodes of H steps in each of the T tasks; `call` (an integer >= 0) fixes the
+        environments' reset seeds (`reset_seeds`). Shapes in the module docstring."""
         t_start = time.perf_counter()
+        check(isinstance(call, (int, np.integer)) and not isinstance(call, bool) and call >= 0,
+              "call", call, "an integer >= 0 (the call's index: it fixes the reset seeds)")
         tasks = self._check_inputs(policy, params, tasks)
-        seeds = self.reset_seeds(self.iteration)
-        self.iteration += 1
+        seeds = self.reset_seeds(call)
         spaces = (self.obs_dim, self.act_dim, self.low, self.high, self.discrete)
         stats: dict = {}
         try:

@@ -90,17 +90,17 @@ def run(config: MetaTestConfig) -> dict:
         state = restore_tree(algo.init(jax.random.fold_in(key, 0)), ckpt)
         split = "test" if sampler.family.has_test_split else "train"
         tasks = sampler.sample_tasks(np.random.default_rng([seed, TEST_STREAM]), split=split) if grid is None else grid
-        sampler.iteration = TEST_SAMPLER_CALLS
+        test_key = jax.random.fold_in(key, TEST_STREAM)
         if config.protocol == "metaworld":
             with _eval_sampler(cfg, algo, sampler, config, seed) as evaluator:
-                res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps,
-                                 eval_sampler=evaluator)
+                res = algo.adapt(state, sampler, tasks, test_key, config.adapt_steps, call=TEST_SAMPLER_CALLS,
+                                 eval_sampler=evaluator, eval_call=TEST_SAMPLER_CALLS + 2**20)   # its own reset seeds
         elif config.protocol == "released":
             _check_gradient_based(algo, cfg, "released")
-            res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps,
+            res = algo.adapt(state, sampler, tasks, test_key, config.adapt_steps, call=TEST_SAMPLER_CALLS,
                              mean_action=True)
         else:
-            res = algo.adapt(state, sampler, tasks, jax.random.fold_in(key, TEST_STREAM), config.adapt_steps)
+            res = algo.adapt(state, sampler, tasks, test_key, config.adapt_steps, call=TEST_SAMPLER_CALLS)
     per_task = np.asarray(res["task_returns"], np.float64)            # [k + 1, T]
     sem = _stderr(per_task)
     result = {
@@ -142,9 +142,7 @@ def _eval_sampler(cfg, algo, sampler, config: MetaTestConfig, seed: int):
     _check_gradient_based(algo, cfg, "metaworld")
     family = copy.copy(family)
     family.terminate_on_success = True
-    evaluator = make_run_sampler(cfg, config.tasks, seed, family=family, episodes=config.eval_episodes)
-    evaluator.iteration = TEST_SAMPLER_CALLS + 2**20   # its own reset seeds
-    return evaluator
+    return make_run_sampler(cfg, config.tasks, seed, family=family, episodes=config.eval_episodes)
 
 
 def _check_gradient_based(algo, cfg, protocol: str) -> None:

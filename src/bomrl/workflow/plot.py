@@ -69,13 +69,13 @@ def _variant(train_cfg: dict, algo_cfg: dict) -> tuple[type | None, dict]:
     return algo_cls, {n: algo_cfg[n] for n in algo_cls.VARIANT if n in algo_cfg}
 
 
-def _non_default(train_cfg: dict, algo_cfg: dict) -> list[str]:
-    """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own label).
+def _non_default(train_cfg: dict, algo_cfg: dict, algo_cls, variant: dict) -> list[str]:
+    """NAME=VALUE for every algorithm setting that differs from its default (ablations get their own
+    label); algo_cls, variant: `_variant(train_cfg, algo_cfg)`.
 
     The defaults are what `bomrl train` would build for this env, algorithm, variant and preset
     (`build_algo_config`, so e.g. the paper's per-env λ counts as default; a run's preset is named
     as "preset NAME" first, and only the settings beyond it follow)."""
-    algo_cls, variant = _variant(train_cfg, algo_cfg)
     preset = train_cfg.get("preset")
     if algo_cls is None:
         return []
@@ -98,7 +98,7 @@ def run_label(train_cfg: dict, algo_cfg: dict) -> str:
     label = algorithm_label(train_cfg["algo"])
     if algo_cls is not None and algo_cls.VARIANT:
         label = f"{label} {algo_cls.variant_label(algo_cfg)}"
-    changed = _non_default(train_cfg, algo_cfg)
+    changed = _non_default(train_cfg, algo_cfg, algo_cls, variant)
     return f"{label} ({', '.join(changed)})" if changed else label
 
 

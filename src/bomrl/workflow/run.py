@@ -3,9 +3,9 @@ and the checks (the only copy of the loop body, so every command draws the same 
 
 Determinism: everything random in meta-iteration i (0-based) is a function of (seed, i) only: the
 tasks come from np.random.default_rng([seed, i]) (or the run's fixed tasks), the algorithm's key is
-fold_in(PRNGKey(seed), i + 1) (fold_in(·, 0) initialises the policy), and the sampler's call counter,
-which fixes the environment reset seeds (bomrl.envs.sampler), is set to i · SAMPLER_CALL_STRIDE
-before the iteration.
+fold_in(PRNGKey(seed), i + 1) (fold_in(·, 0) initialises the policy), and the iteration's sampler calls
+have the indices i · SAMPLER_CALL_STRIDE, + 1, ... (`call` of `algo.step`; the index fixes the
+environment reset seeds, bomrl.envs.sampler).
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import numpy as np
 from bomrl.algos import get_algorithm
 from bomrl.envs import make_sampler
 from bomrl.envs.families import GymLoopStepper
-from bomrl.errors import BomrlError, ConfigError
+from bomrl.errors import ConfigError
 from bomrl.workflow.config import CONFIG_NAME, TrainConfig, build_algo_config, config_from_json, saved_algo_config
 from bomrl.workflow.plugins import import_plugins
 
 __all__ = ["SAMPLER_CALL_STRIDE", "fixed_tasks", "initial_state", "load_run", "make_algo", "make_policy",
            "make_run_sampler", "seeded_step", "training_tasks"]
 
-SAMPLER_CALL_STRIDE = 1000   # sampler calls reserved per meta-iteration (an iteration makes k + 1)
+SAMPLER_CALL_STRIDE = 1000   # sampler call indices reserved per meta-iteration (one makes algo.sampler_calls)
 
 
 def make_policy(cfg: TrainConfig, sampler, algo_cfg=None):
@@ -112,13 +112,12 @@ def initial_state(algo, seed: int):
 def seeded_step(algo, state, sampler, seed: int, iteration: int, key, tasks=None, **step_kwargs):
     """Meta-iteration `iteration` (0-based) of a run: (new_state, metrics) of `algo.step` with the
     tasks of training_tasks(sampler, seed, iteration) (or `tasks`, e.g. the run's fixed ones), the key
-    fold_in(key, iteration + 1) and the sampler's call counter at iteration · SAMPLER_CALL_STRIDE
+    fold_in(key, iteration + 1) and the sampler call indices from iteration · SAMPLER_CALL_STRIDE
     (module docstring). step_kwargs go to `algo.step` (e.g. post_sampler)."""
+    if algo.sampler_calls > SAMPLER_CALL_STRIDE:   # would break reset-seed uniqueness
+        raise ConfigError(f"{algo.name}'s iteration makes {algo.sampler_calls} sampler calls: at most "
+                          f"{SAMPLER_CALL_STRIDE} are allowed (fewer adaptation rounds)")
     if tasks is None:
         tasks = training_tasks(sampler, seed, iteration)
-    sampler.iteration = iteration * SAMPLER_CALL_STRIDE
-    new_state, metrics = algo.step(state, sampler, tasks, jax.random.fold_in(key, iteration + 1), **step_kwargs)
-    calls = sampler.iteration - iteration * SAMPLER_CALL_STRIDE
-    if calls > SAMPLER_CALL_STRIDE:  # pragma: no cover - would break reset-seed uniqueness
-        raise BomrlError(f"an iteration made {calls} sampler calls (> {SAMPLER_CALL_STRIDE})")
-    return new_state, metrics
+    return algo.step(state, sampler, tasks, jax.random.fold_in(key, iteration + 1),
+                     call=iteration * SAMPLER_CALL_STRIDE, **step_kwargs)

@@ -43,8 +43,8 @@ class ModelSelection:
 
     def evaluate(self, algo, state, iteration: int) -> dict:
         """One adaptation on the selection tasks: {select/return, select/best, select/env_steps}."""
-        self.sampler.iteration = SELECT_CALLS + iteration * self.stride
-        res = algo.adapt(state, self.sampler, self.tasks, jax.random.fold_in(self.key, iteration), steps=1)
+        res = algo.adapt(state, self.sampler, self.tasks, jax.random.fold_in(self.key, iteration), steps=1,
+                         call=SELECT_CALLS + iteration * self.stride)
         ret = float(np.asarray(res["returns"])[1])
         return {"select/return": ret, "select/best": max(self.best, ret),
                 "select/env_steps": float(res["env_steps"])}

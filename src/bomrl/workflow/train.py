@@ -5,7 +5,7 @@
 
 Determinism: everything random in meta-iteration i (0-based) is a function of (seed, i) only
 (bomrl.workflow.run.seeded_step: the tasks from np.random.default_rng([seed, i]), the key
-fold_in(PRNGKey(seed), i + 1), the sampler's call counter at i · SAMPLER_CALL_STRIDE). A run
+fold_in(PRNGKey(seed), i + 1), the sampler call indices from i · SAMPLER_CALL_STRIDE). A run
 resumed from the checkpoint at iteration k therefore produces exactly the metrics of an
 uninterrupted run (wall-clock columns aside).
 
@@ -177,7 +177,7 @@ def _train(cfg: TrainConfig, algo_cfg, run_dir: Path, resuming: bool) -> dict:
             logger.flush()   # rows up to the checkpoint are on disk before it exists
             save_checkpoint(run_dir, done, jax.tree_util.tree_leaves(state),
                             {"env": cfg.env, "algo": cfg.algo, "seed": cfg.seed, "wall_s": wall,
-                             "env_steps": env_steps, "sampler_calls": sampler.iteration, "settings": settings})
+                             "env_steps": env_steps, "settings": settings})
             saved = done
 
         fixed = fixed_tasks(sampler, np.random.default_rng([cfg.seed, 0])) if cfg.fixed_tasks else None
