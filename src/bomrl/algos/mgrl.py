@@ -410,7 +410,7 @@ class Mgrl(MetaAlgorithm):
         timer = PhaseTimer()
         task = self.task(sampler)
         runner = self._get_runner(sampler)
-        seeds = np.random.SeedSequence([sampler.seed, int(call)]).generate_state(c.num_envs)
+        seeds = sampler.reset_seeds(call, c.num_envs)
         dtype = self._dtype()
         t0 = time.perf_counter()
         runner.reset(task, seeds)

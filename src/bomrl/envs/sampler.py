@@ -140,9 +140,10 @@ class Sampler:
             tasks = self.family.sample_tasks(rng, n)
         return np.asarray(tasks, np.float64)
 
-    def reset_seeds(self, call: int) -> np.ndarray:
-        """Reset seed of every (task, episode) env in the call of index `call`, [T*E] (row-major)."""
-        return np.random.SeedSequence([self.seed, int(call)]).generate_state(self.num_envs, np.uint32)
+    def reset_seeds(self, call: int, n: int | None = None) -> np.ndarray:
+        """Reset seed of every (task, episode) env in the call of index `call`, [T*E] (row-major);
+        `n`: that many seeds instead (an algorithm stepping its own environments, e.g. MGRL)."""
+        return np.random.SeedSequence([self.seed, int(call)]).generate_state(self.num_envs if n is None else n, np.uint32)
 
     def nstep_runner(self, num_envs: int):
         """An n-step runner (bomrl.envs.nstep.NStepRunner) of num_envs environments of this sampler's
